@@ -1,0 +1,112 @@
+// Graph recording, the no-grad guard, and the backward pass: a depth-first topological sort of
+// the nodes reachable from the root, then one sweep in reverse order that sums the gradients
+// arriving at each tensor before its node runs.
+#include "engine/autograd/node.hpp"
+
+#include "engine/ops.hpp"
+
+#include <unordered_map>
+#include <unordered_set>
+
+namespace flexnn {
+namespace {
+
+thread_local bool grad_enabled = true;
+
+// Adds `incoming` to the running gradient sum for a tensor, never in place on a shared buffer.
+void accumulate(Tensor& sum, const Tensor& incoming) {
+  sum = sum.defined() ? ops::add(sum, incoming) : incoming;
+}
+
+std::vector<Node*> topological_order(Node* root) {
+  std::vector<Node*> order;
+  std::unordered_set<Node*> visited;
+  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
+  visited.insert(root);
+  while (!stack.empty()) {
+    auto& [node, next_input] = stack.back();
+    if (next_input < node->inputs.size()) {
+      const Tensor& input = node->inputs[next_input++];
+      Node* child = input.defined() ? input.grad_fn().get() : nullptr;
+      if (child != nullptr && visited.insert(child).second) stack.emplace_back(child, 0);
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return {order.rbegin(), order.rend()};  // root first
+}
+
+}  // namespace
+
+bool grad_mode_enabled() { return grad_enabled; }
+
+NoGradGuard::NoGradGuard() : previous_(grad_enabled) { grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { grad_enabled = previous_; }
+
+bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!grad_enabled) return false;
+  for (const Tensor* t : inputs)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+Tensor record(Tensor output, const char* name, std::vector<Tensor> inputs, BackwardFn backward) {
+  if (!grad_enabled) return output;
+  bool needed = false;
+  for (const Tensor& t : inputs) needed = needed || (t.defined() && t.requires_grad());
+  if (!needed) return output;
+  auto node = std::make_shared<Node>();
+  node->name = name;
+  node->inputs = std::move(inputs);
+  node->backward = std::move(backward);
+  output.impl().grad_fn = std::move(node);
+  output.impl().requires_grad = true;
+  return output;
+}
+
+void run_backward(const Tensor& root, const Tensor& root_grad) {
+  FLEXNN_CHECK(root.requires_grad(), "backward: the tensor does not require grad and has no grad_fn");
+  FLEXNN_CHECK(root_grad.shape() == root.shape(), "backward: gradient of shape {} for a tensor of shape {}",
+               shape_str(root_grad.shape()), shape_str(root.shape()));
+  NoGradGuard no_grad;
+  if (root.is_leaf()) {
+    Tensor sum = root.grad();
+    accumulate(sum, root_grad.clone());
+    root.impl().grad = sum.impl_ptr();
+    return;
+  }
+  std::unordered_map<Node*, Tensor> pending;  // gradient flowing into each node's output
+  pending[root.grad_fn().get()] = root_grad;
+  for (Node* node : topological_order(root.grad_fn().get())) {
+    FLEXNN_CHECK(node->backward != nullptr,
+                 "backward: the graph through '{}' was already freed; call backward() once per forward",
+                 node->name);
+    auto found = pending.find(node);
+    if (found == pending.end()) continue;
+    Tensor grad_output = std::move(found->second);
+    pending.erase(found);
+    std::vector<Tensor> grads = node->backward(grad_output);
+    FLEXNN_CHECK(grads.size() == node->inputs.size(), "backward of '{}' returned {} gradients for {} inputs",
+                 node->name, grads.size(), node->inputs.size());
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const Tensor& input = node->inputs[i];
+      if (!grads[i].defined() || !input.defined() || !input.requires_grad()) continue;
+      FLEXNN_CHECK(grads[i].shape() == input.shape(), "backward of '{}': gradient {} for input {} of shape {}",
+                   node->name, shape_str(grads[i].shape()), i, shape_str(input.shape()));
+      if (input.is_leaf()) {
+        TensorImpl& leaf = input.impl();
+        if (leaf.grad) {
+          Tensor(leaf.grad).copy_(ops::add(Tensor(leaf.grad), grads[i]));
+        } else {
+          leaf.grad = grads[i].clone().impl_ptr();
+        }
+      } else {
+        accumulate(pending[input.grad_fn().get()], grads[i]);
+      }
+    }
+    node->backward = nullptr;  // frees saved tensors
+  }
+}
+
+}  // namespace flexnn

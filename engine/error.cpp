@@ -1,0 +1,2 @@
+// Anchors flexnn::Error's vtable in the library.
+#include "engine/error.hpp"

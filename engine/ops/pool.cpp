@@ -1,0 +1,74 @@
+// ops::max_pool2d and ops::avg_pool2d: one shared check of the input and window parameters
+// (torch's rules), the CPU pooling kernels, and their recorded backwards.
+#include "engine/autograd/node.hpp"
+#include "engine/ops.hpp"
+#include "engine/ops/check.hpp"
+#include "kernels/cpu/pool2d.hpp"
+
+namespace flexnn::ops {
+namespace {
+
+// Validates a pooling call and returns its shape; errors name the op.
+cpu::Pool2dShape pool_shape(const char* op, const Tensor& x, Size2 kernel, std::optional<Size2> stride_opt,
+                            Size2 padding, bool ceil_mode) {
+  const Size2 stride = stride_opt.value_or(kernel);
+  check_float(x, op, "input");
+  check_rank(x, 4, op, "input [N, C, H, W]");
+  FLEXNN_CHECK(x.size(1) > 0 && x.size(2) > 0 && x.size(3) > 0, "{}: empty input of shape {}", op,
+               shape_str(x.shape()));
+  FLEXNN_CHECK(kernel.h > 0 && kernel.w > 0, "{}: kernel size must be positive, got {}x{}", op, kernel.h, kernel.w);
+  FLEXNN_CHECK(stride.h > 0 && stride.w > 0, "{}: stride must be positive, got {}x{}", op, stride.h, stride.w);
+  FLEXNN_CHECK(padding.h >= 0 && padding.w >= 0 && padding.h <= kernel.h / 2 && padding.w <= kernel.w / 2,
+               "{}: padding {}x{} must be non-negative and at most half the kernel size {}x{}", op, padding.h,
+               padding.w, kernel.h, kernel.w);
+  const int64_t out_h = cpu::pool_output_size(x.size(2), kernel.h, stride.h, padding.h, ceil_mode);
+  const int64_t out_w = cpu::pool_output_size(x.size(3), kernel.w, stride.w, padding.w, ceil_mode);
+  FLEXNN_CHECK(out_h > 0 && out_w > 0, "{}: kernel {}x{} is larger than the padded input {}x{} (input {}, padding {}x{})",
+               op, kernel.h, kernel.w, x.size(2) + 2 * padding.h, x.size(3) + 2 * padding.w, shape_str(x.shape()),
+               padding.h, padding.w);
+  return {.planes = x.size(0) * x.size(1),
+          .h = x.size(2),
+          .w = x.size(3),
+          .out_h = out_h,
+          .out_w = out_w,
+          .kh = kernel.h,
+          .kw = kernel.w,
+          .stride_h = stride.h,
+          .stride_w = stride.w,
+          .pad_h = padding.h,
+          .pad_w = padding.w};
+}
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, Size2 kernel, std::optional<Size2> stride, Size2 padding, bool ceil_mode) {
+  const cpu::Pool2dShape s = pool_shape("max_pool2d", x, kernel, stride, padding, ceil_mode);
+  const Shape in_shape = x.shape();
+  Tensor out = Tensor::empty({in_shape[0], in_shape[1], s.out_h, s.out_w});
+  if (!any_requires_grad({&x})) {
+    cpu::max_pool2d_forward(s, x.data<float>(), out.data<float>(), nullptr);
+    return out;
+  }
+  Tensor indices = Tensor::empty(out.shape(), DType::Int64);
+  cpu::max_pool2d_forward(s, x.data<float>(), out.data<float>(), indices.data<int64_t>());
+  return record(out, "max_pool2d", {x}, [s, in_shape, indices](const Tensor& grad) {
+    Tensor dx = Tensor::empty(in_shape);
+    cpu::max_pool2d_backward(s, grad.data<float>(), indices.data<int64_t>(), dx.data<float>());
+    return std::vector<Tensor>{dx};
+  });
+}
+
+Tensor avg_pool2d(const Tensor& x, Size2 kernel, std::optional<Size2> stride, Size2 padding, bool ceil_mode,
+                  bool count_include_pad) {
+  const cpu::Pool2dShape s = pool_shape("avg_pool2d", x, kernel, stride, padding, ceil_mode);
+  const Shape in_shape = x.shape();
+  Tensor out = Tensor::empty({in_shape[0], in_shape[1], s.out_h, s.out_w});
+  cpu::avg_pool2d_forward(s, count_include_pad, x.data<float>(), out.data<float>());
+  return record(out, "avg_pool2d", {x}, [s, in_shape, count_include_pad](const Tensor& grad) {
+    Tensor dx = Tensor::empty(in_shape);
+    cpu::avg_pool2d_backward(s, count_include_pad, grad.data<float>(), dx.data<float>());
+    return std::vector<Tensor>{dx};
+  });
+}
+
+}  // namespace flexnn::ops
