@@ -41,8 +41,8 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& gen) {
 // dropout2d treats it); each (n, c) channel is kept or zeroed whole.
 Tensor dropout2d(const Tensor& x, float p, bool training, Generator& gen) {
   check_common("dropout2d", x, p);
-  FLEXNN_CHECK(x.dim() == 3 || x.dim() == 4, "dropout2d: expected an input of shape [N, C, H, W] or [N, C, L], found {}",
-               shape_str(x.shape()));
+  FLEXNN_CHECK(x.dim() == 3 || x.dim() == 4,
+               "dropout2d: expected an input of shape [N, C, H, W] or [N, C, L], found {}", shape_str(x.shape()));
   const int64_t channels = x.size(0) * x.size(1);
   return apply_dropout("dropout2d", x, p, training, gen, channels, channels == 0 ? 0 : x.numel() / channels);
 }

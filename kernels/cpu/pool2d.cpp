@@ -46,7 +46,7 @@ void for_each_plane(const Pool2dShape& s, const std::function<void(int64_t)>& bo
 
 int64_t pool_output_size(int64_t in, int64_t k, int64_t stride, int64_t pad, bool ceil_mode) {
   int64_t out = floor_div(in + 2 * pad - k + (ceil_mode ? stride - 1 : 0), stride) + 1;
-  
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
   return out;
 }
 

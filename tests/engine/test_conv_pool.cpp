@@ -217,7 +217,8 @@ TEST_CASE("conv2d gradients pass finite-difference checks", "[conv]") {
       {{2, 3, 5, 5}, {4, 3, 3, 3}, true, 1, 1},
       {{2, 2, 6, 5}, {3, 2, 3, 2}, false, {2, 1}, {1, 0}},
       {{1, 3, 7, 6}, {2, 3, 2, 3}, true, {2, 3}, {0, 1}},
-      {{2, 3, 4, 3}, {2, 3, 1, 1}, true, 1, 0},  // pointwise fast path
+      {{1, 2, 6, 7}, {2, 2, 3, 3}, true, {1, 2}, 1},  // overlapping strided windows
+      {{2, 3, 4, 3}, {2, 3, 1, 1}, true, 1, 0},        // pointwise fast path
       {{2, 2, 5, 4}, {3, 2, 1, 1}, false, 2, 0},  // 1x1 with stride: im2col path
   };
   for (const ConvCase& c : cases) {

@@ -137,18 +137,17 @@ TEST_CASE("batch_norm gradients match finite differences", "[batchnorm]") {
     for (bool training : {true, false}) {
       for (bool affine : {true, false}) {
         DYNAMIC_SECTION("shape " << shape_str(shape) << " training " << training << " affine " << affine) {
-          Tensor x = leaf(Tensor::randn(shape, gen, 0.5f, 1.5f));
-          Tensor weight = affine ? leaf(Tensor::randn({c}, gen)) : Tensor();
-          Tensor bias = affine ? leaf(Tensor::randn({c}, gen)) : Tensor();
+          std::vector<Tensor> inputs{leaf(Tensor::randn(shape, gen, 0.5f, 1.5f))};
+          if (affine) inputs.insert(inputs.end(), {leaf(Tensor::randn({c}, gen)), leaf(Tensor::randn({c}, gen))});
           // Evaluation needs running statistics; training runs once with and once without.
           Tensor rm = Tensor::randn({c}, gen), rv = Tensor::rand({c}, gen, 0.5f, 2.0f);
           const bool with_running = !training || affine;
           testing::check_gradients(
               [&](const std::vector<Tensor>& in) {
-                return ops::batch_norm(in[0], with_running ? rm : Tensor(), with_running ? rv : Tensor(), in[1],
-                                       in[2], training, 0.1f, 1e-5f);
+                return ops::batch_norm(in[0], with_running ? rm : Tensor(), with_running ? rv : Tensor(),
+                                       affine ? in[1] : Tensor(), affine ? in[2] : Tensor(), training, 0.1f, 1e-5f);
               },
-              {x, weight, bias});
+              inputs);
         }
       }
     }
@@ -157,20 +156,24 @@ TEST_CASE("batch_norm gradients match finite differences", "[batchnorm]") {
 
 TEST_CASE("batch_norm forward and backward are bit-identical for 1 and 2 threads", "[batchnorm]") {
   Generator gen(14);
-  Tensor x = Tensor::randn({8, 64, 16, 16}, gen, 1.0f, 3.0f);
-  Tensor weight = Tensor::randn({64}, gen), bias = Tensor::randn({64}, gen);
-  Tensor g = Tensor::randn(x.shape(), gen);
-  for (bool training : {true, false}) {
-    auto run = [&] {
-      Tensor xi = leaf(x.clone()), wi = leaf(weight.clone()), bi = leaf(bias.clone());
-      Tensor rm = Tensor::zeros({64}), rv = Tensor::ones({64});
-      Tensor y = ops::batch_norm(xi, rm, rv, wi, bi, training);
-      y.backward(g);
-      return std::vector<std::vector<float>>{y.to_vector(), xi.grad().to_vector(), wi.grad().to_vector(),
-                                             bi.grad().to_vector(), rm.to_vector(), rv.to_vector()};
-    };
-    auto [one, two] = with_1_and_2_threads(run);
-    CHECK(one == two);
+  // Both shapes span several chunks of channels and of rows.
+  for (const Shape& shape : {Shape{8, 64, 16, 16}, Shape{16, 5000}}) {
+    const int64_t c = shape[1];
+    Tensor x = Tensor::randn(shape, gen, 1.0f, 3.0f);
+    Tensor weight = Tensor::randn({c}, gen), bias = Tensor::randn({c}, gen);
+    Tensor g = Tensor::randn(x.shape(), gen);
+    for (bool training : {true, false}) {
+      auto run = [&] {
+        Tensor xi = leaf(x.clone()), wi = leaf(weight.clone()), bi = leaf(bias.clone());
+        Tensor rm = Tensor::zeros({c}), rv = Tensor::ones({c});
+        Tensor y = ops::batch_norm(xi, rm, rv, wi, bi, training);
+        y.backward(g);
+        return std::vector<std::vector<float>>{y.to_vector(), xi.grad().to_vector(), wi.grad().to_vector(),
+                                               bi.grad().to_vector(), rm.to_vector(), rv.to_vector()};
+      };
+      auto [one, two] = with_1_and_2_threads(run);
+      CHECK(one == two);
+    }
   }
 }
 
