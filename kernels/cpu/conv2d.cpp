@@ -1,6 +1,7 @@
-// Convolution as im2col + GEMM. Forward and input gradient work image by image (one GEMM each,
-// images spread over the pool); the weight gradient gathers fixed-size groups of images into one
-// wide column matrix so that each group is a single large GEMM.
+// Convolution as im2col + GEMM over groups of images: a group's column matrices sit side by side
+// in one [c_in*kh*kw, images*out_plane] matrix, so each group is one wide GEMM, however small the
+// images. Forward and input-gradient groups are independent (spread over the pool); weight-gradient
+// groups accumulate into the weight gradient one after another, in order.
 #include "kernels/cpu/conv2d.hpp"
 
 #include "kernels/cpu/gemm.hpp"
@@ -30,12 +31,13 @@ class Scratch {
   int64_t capacity_ = 0;
 };
 
-thread_local Scratch image_scratch;  // one image's column matrix
-thread_local Scratch group_scratch;  // a group's column matrix and gradient, for the weight gradient
+thread_local Scratch scratch;  // a group's column matrix and its regrouped output or gradient
 
-// Column matrix size of one weight-gradient group, in floats: large enough for wide GEMMs,
-// small enough to stay a modest buffer.
-constexpr int64_t kGroupColumnFloats = int64_t{1} << 22;
+// Group sizing (see group_size): the GEMM width aimed at in the forward and input gradient, the
+// longer reduction aimed at in the weight gradient, and the cap on a group's buffers, in floats.
+constexpr int64_t kGemmColumns = 2048;
+constexpr int64_t kWeightGradColumns = 8192;
+constexpr int64_t kGroupFloats = int64_t{1} << 22;
 
 // The output positions o in [0, out) whose input position o * stride - pad + k lies in [0, extent).
 struct Span {
@@ -80,9 +82,10 @@ void im2col(const Conv2dShape& s, const float* x, float* cols, int64_t ld) {
   }
 }
 
-// The adjoint of im2col: sums each column-matrix entry into the input position it was read from.
-void col2im(const Conv2dShape& s, const float* cols, float* dx) {
-  const int64_t ow_count = s.out_w, plane = s.out_plane();
+// The adjoint of im2col: sums each column-matrix entry (rows `ld` floats apart) into the input
+// position it was read from; overwrites dx.
+void col2im(const Conv2dShape& s, const float* cols, int64_t ld, float* dx) {
+  const int64_t ow_count = s.out_w;
   std::fill(dx, dx + s.c_in * s.h * s.w, 0.0f);
   for (int64_t c = 0; c < s.c_in; ++c) {
     float* dxc = dx + c * s.h * s.w;
@@ -90,7 +93,7 @@ void col2im(const Conv2dShape& s, const float* cols, float* dx) {
       const Span rows = valid_span(s.out_h, s.h, s.stride_h, s.pad_h, ki);
       for (int64_t kj = 0; kj < s.kw; ++kj) {
         const Span cs = valid_span(ow_count, s.w, s.stride_w, s.pad_w, kj);
-        const float* row = cols + ((c * s.kh + ki) * s.kw + kj) * plane;
+        const float* row = cols + ((c * s.kh + ki) * s.kw + kj) * ld;
         for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
           float* out = dxc + (oh * s.stride_h - s.pad_h + ki) * s.w;
           const float* in = row + oh * ow_count;
@@ -106,16 +109,41 @@ void col2im(const Conv2dShape& s, const float* cols, float* dx) {
   }
 }
 
-// Runs body(i) for every image: spread over the pool when there are enough images to occupy it,
-// otherwise one after another so that the GEMM inside uses the pool. The result is the same.
-void for_each_image(int64_t n, const std::function<void(int64_t)>& body) {
-  if (n >= num_threads()) {
-    parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) body(i);
-    });
+// Images per group: enough of them that the group's GEMM is `target_columns` wide (its column
+// blocks then stay wide enough to be efficient), no more than fit kGroupFloats of buffers, and
+// chosen from the shape alone so that results never depend on the thread count.
+int64_t group_size(const Conv2dShape& s, int64_t target_columns) {
+  const int64_t plane = s.out_plane();
+  const int64_t wanted = (target_columns + plane - 1) / plane;
+  const int64_t affordable = kGroupFloats / ((s.col_rows() + s.c_out) * plane);
+  return std::clamp(std::min(wanted, affordable), int64_t{1}, std::max<int64_t>(s.n, 1));
+}
+
+// Calls body(first, count) for the groups of images [first, first + count): groups spread over the
+// pool when there are enough to occupy it, otherwise one after another so that the work inside
+// each uses the pool. Each group's result is the same either way.
+void for_each_group(int64_t n, int64_t group, const std::function<void(int64_t, int64_t)>& body) {
+  const int64_t groups = (n + group - 1) / group;
+  auto run = [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) body(g * group, std::min(group, n - g * group));
+  };
+  if (groups >= num_threads()) {
+    parallel_for(0, groups, 1, run);
   } else {
-    for (int64_t i = 0; i < n; ++i) body(i);
+    run(0, groups);
   }
+}
+
+// Calls body(g) for the images of a group, spread over the pool unless already inside a chunk.
+void for_each_in_group(int64_t count, const std::function<void(int64_t)>& body) {
+  parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end; ++g) body(g);
+  });
+}
+
+// Copies one image's [channels, plane] block into columns [0, plane) of a [channels, ld] matrix.
+void gather_image(const float* image, int64_t channels, int64_t plane, float* dst, int64_t ld) {
+  for (int64_t c = 0; c < channels; ++c) std::memcpy(dst + c * ld, image + c * plane, plane * sizeof(float));
 }
 
 // Sum of a plane in eight fixed lanes (vectorisable, independent of threads), then in double.
@@ -135,56 +163,74 @@ double plane_sum(const float* p, int64_t size) {
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, const float* bias, float* y) {
   const int64_t k = s.col_rows(), plane = s.out_plane();
-  for_each_image(s.n, [&](int64_t i) {
-    const float* xi = x + i * s.c_in * s.h * s.w;
-    float* yi = y + i * s.c_out * plane;
-    const float* cols = xi;
-    if (!s.pointwise()) {
-      float* buffer = image_scratch.get(k * plane);
-      im2col(s, xi, buffer, plane);
-      cols = buffer;
+  const int64_t in_image = s.c_in * s.h * s.w, out_image = s.c_out * plane;
+  for_each_group(s.n, group_size(s, kGemmColumns), [&](int64_t first, int64_t count) {
+    // out [c_out, ld] = weight [c_out, k] x cols [k, ld]; image g owns columns [g * plane, (g + 1) * plane).
+    // A lone image computes straight into y (and a pointwise one reads straight from x).
+    const int64_t ld = count * plane;
+    float* buffer = scratch.get((k + s.c_out) * ld);
+    const float* cols = buffer;
+    if (s.pointwise() && count == 1) {
+      cols = x + first * in_image;
+    } else {
+      for_each_in_group(count, [&](int64_t g) { im2col(s, x + (first + g) * in_image, buffer + g * plane, ld); });
     }
-    if (bias != nullptr)
-      for (int64_t co = 0; co < s.c_out; ++co) std::fill(yi + co * plane, yi + (co + 1) * plane, bias[co]);
-    gemm(false, false, s.c_out, plane, k, 1.0f, weight, k, cols, plane, bias != nullptr ? 1.0f : 0.0f, yi, plane);
+    float* out = count == 1 ? y + first * out_image : buffer + k * ld;
+    gemm(false, false, s.c_out, ld, k, 1.0f, weight, k, cols, ld, 0.0f, out, ld);
+    if (count == 1 && bias == nullptr) return;
+    for_each_in_group(count, [&](int64_t g) {
+      for (int64_t co = 0; co < s.c_out; ++co) {
+        const float* src = out + co * ld + g * plane;
+        float* dst = y + (first + g) * out_image + co * plane;
+        const float b = bias != nullptr ? bias[co] : 0.0f;
+        for (int64_t p = 0; p < plane; ++p) dst[p] = src[p] + b;
+      }
+    });
   });
 }
 
 void conv2d_backward_input(const Conv2dShape& s, const float* dy, const float* weight, float* dx) {
   const int64_t k = s.col_rows(), plane = s.out_plane();
-  for_each_image(s.n, [&](int64_t i) {
-    const float* dyi = dy + i * s.c_out * plane;
-    float* dxi = dx + i * s.c_in * s.h * s.w;
-    if (s.pointwise()) {
-      gemm(true, false, k, plane, s.c_out, 1.0f, weight, k, dyi, plane, 0.0f, dxi, plane);
+  const int64_t in_image = s.c_in * s.h * s.w, out_image = s.c_out * plane;
+  for_each_group(s.n, group_size(s, kGemmColumns), [&](int64_t first, int64_t count) {
+    // cols [k, ld] = weight^T [k, c_out] x dy_group [c_out, ld], then col2im image by image.
+    // A lone image reads dy in place (and a pointwise one writes straight into dx).
+    const int64_t ld = count * plane;
+    float* buffer = scratch.get((k + s.c_out) * ld);
+    const float* dy_group = dy + first * out_image;
+    if (count > 1) {
+      float* gathered = buffer + k * ld;
+      for_each_in_group(count, [&](int64_t g) {
+        gather_image(dy + (first + g) * out_image, s.c_out, plane, gathered + g * plane, ld);
+      });
+      dy_group = gathered;
+    }
+    if (s.pointwise() && count == 1) {
+      gemm(true, false, k, plane, s.c_out, 1.0f, weight, k, dy_group, plane, 0.0f, dx + first * in_image, plane);
       return;
     }
-    float* cols = image_scratch.get(k * plane);
-    gemm(true, false, k, plane, s.c_out, 1.0f, weight, k, dyi, plane, 0.0f, cols, plane);
-    col2im(s, cols, dxi);
+    gemm(true, false, k, ld, s.c_out, 1.0f, weight, k, dy_group, ld, 0.0f, buffer, ld);
+    for_each_in_group(count, [&](int64_t g) { col2im(s, buffer + g * plane, ld, dx + (first + g) * in_image); });
   });
 }
 
 void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dweight) {
   const int64_t k = s.col_rows(), plane = s.out_plane();
+  const int64_t in_image = s.c_in * s.h * s.w, out_image = s.c_out * plane;
   if (s.n == 0) {
     std::fill(dweight, dweight + s.c_out * k, 0.0f);
     return;
   }
-  const int64_t group = std::clamp(kGroupColumnFloats / std::max<int64_t>(1, k * plane), int64_t{1}, s.n);
-  float* cols = group_scratch.get((k + s.c_out) * group * plane);
+  // Groups in order, each one GEMM: dweight (+)= dy_group [c_out, ld] x cols [k, ld]^T.
+  const int64_t group = group_size(s, kWeightGradColumns);
+  float* cols = scratch.get((k + s.c_out) * group * plane);
   float* dy_group = cols + k * group * plane;
   for (int64_t first = 0; first < s.n; first += group) {
     const int64_t count = std::min(group, s.n - first);
     const int64_t ld = count * plane;
-    // Image g of the group fills columns [g * plane, (g + 1) * plane) of cols [k, ld] and dy_group [c_out, ld].
-    parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t g = begin; g < end; ++g) {
-        im2col(s, x + (first + g) * s.c_in * s.h * s.w, cols + g * plane, ld);
-        const float* dyi = dy + (first + g) * s.c_out * plane;
-        for (int64_t co = 0; co < s.c_out; ++co)
-          std::memcpy(dy_group + co * ld + g * plane, dyi + co * plane, plane * sizeof(float));
-      }
+    for_each_in_group(count, [&](int64_t g) {
+      im2col(s, x + (first + g) * in_image, cols + g * plane, ld);
+      gather_image(dy + (first + g) * out_image, s.c_out, plane, dy_group + g * plane, ld);
     });
     gemm(false, true, s.c_out, k, ld, 1.0f, dy_group, ld, cols, ld, first == 0 ? 0.0f : 1.0f, dweight, k);
   }
