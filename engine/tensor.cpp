@@ -50,20 +50,26 @@ Tensor Tensor::arange(float start, float end, float step, Device device) {
   return t;
 }
 
-Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape, Device device) {
-  FLEXNN_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
-               "from_vector: {} values for shape {} ({} elements)", values.size(), shape_str(shape), shape_numel(shape));
-  Tensor t = empty(shape, DType::Float32, device);
+namespace {
+
+// A tensor holding a copy of host values; `factory` names the caller in the error.
+template <typename T>
+Tensor from_host(const std::vector<T>& values, const Shape& shape, Device device, const char* factory) {
+  FLEXNN_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "{}: {} values for shape {} ({} elements)",
+               factory, values.size(), shape_str(shape), shape_numel(shape));
+  Tensor t = Tensor::empty(shape, dtype_of<T>(), device);
   std::memcpy(t.raw_data(), values.data(), t.nbytes());
   return t;
 }
 
+}  // namespace
+
+Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape, Device device) {
+  return from_host(values, shape, device, "from_vector");
+}
+
 Tensor Tensor::from_indices(const std::vector<int64_t>& values, const Shape& shape, Device device) {
-  FLEXNN_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
-               "from_indices: {} values for shape {} ({} elements)", values.size(), shape_str(shape), shape_numel(shape));
-  Tensor t = empty(shape, DType::Int64, device);
-  std::memcpy(t.raw_data(), values.data(), t.nbytes());
-  return t;
+  return from_host(values, shape, device, "from_indices");
 }
 
 Tensor Tensor::rand(const Shape& shape, Generator& gen, float low, float high) {
