@@ -12,15 +12,17 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
   check_float(weight, "conv2d", "weight");
   check_rank(x, 4, "conv2d", "input [N, C, H, W]");
   check_rank(weight, 4, "conv2d", "weight [C_out, C_in, kH, kW]");
-  FLEXNN_CHECK(x.size(1) == weight.size(1), "conv2d: input of shape {} has {} channels but weight of shape {} expects {}",
-               shape_str(x.shape()), x.size(1), shape_str(weight.shape()), weight.size(1));
-  FLEXNN_CHECK(x.size(1) > 0 && x.size(2) > 0 && x.size(3) > 0 && weight.size(0) > 0 && weight.size(2) > 0 &&
-                   weight.size(3) > 0,
-               "conv2d: empty input {} or weight {}", shape_str(x.shape()), shape_str(weight.shape()));
+  FLEXNN_CHECK(x.size(1) == weight.size(1),
+               "conv2d: input of shape {} has {} channels but weight of shape {} expects {}", shape_str(x.shape()),
+               x.size(1), shape_str(weight.shape()), weight.size(1));
+  FLEXNN_CHECK(
+      x.size(1) > 0 && x.size(2) > 0 && x.size(3) > 0 && weight.size(0) > 0 && weight.size(2) > 0 && weight.size(3) > 0,
+      "conv2d: empty input {} or weight {}", shape_str(x.shape()), shape_str(weight.shape()));
   if (bias.defined()) {
     check_float(bias, "conv2d", "bias");
-    FLEXNN_CHECK(bias.shape() == Shape{weight.size(0)}, "conv2d: bias of shape {} for weight of shape {} (expected [{}])",
-                 shape_str(bias.shape()), shape_str(weight.shape()), weight.size(0));
+    FLEXNN_CHECK(bias.shape() == Shape{weight.size(0)},
+                 "conv2d: bias of shape {} for weight of shape {} (expected [{}])", shape_str(bias.shape()),
+                 shape_str(weight.shape()), weight.size(0));
   }
   FLEXNN_CHECK(stride.h > 0 && stride.w > 0, "conv2d: stride must be positive, got {}x{}", stride.h, stride.w);
   FLEXNN_CHECK(padding.h >= 0 && padding.w >= 0, "conv2d: padding must be non-negative, got {}x{}", padding.h,

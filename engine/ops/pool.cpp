@@ -23,9 +23,10 @@ cpu::Pool2dShape pool_shape(const char* op, const Tensor& x, Size2 kernel, std::
                padding.w, kernel.h, kernel.w);
   const int64_t out_h = cpu::pool_output_size(x.size(2), kernel.h, stride.h, padding.h, ceil_mode);
   const int64_t out_w = cpu::pool_output_size(x.size(3), kernel.w, stride.w, padding.w, ceil_mode);
-  FLEXNN_CHECK(out_h > 0 && out_w > 0, "{}: kernel {}x{} is larger than the padded input {}x{} (input {}, padding {}x{})",
-               op, kernel.h, kernel.w, x.size(2) + 2 * padding.h, x.size(3) + 2 * padding.w, shape_str(x.shape()),
-               padding.h, padding.w);
+  FLEXNN_CHECK(out_h > 0 && out_w > 0,
+               "{}: kernel {}x{} is larger than the padded input {}x{} (input {}, padding {}x{})", op, kernel.h,
+               kernel.w, x.size(2) + 2 * padding.h, x.size(3) + 2 * padding.w, shape_str(x.shape()), padding.h,
+               padding.w);
   return {.planes = x.size(0) * x.size(1),
           .h = x.size(2),
           .w = x.size(3),

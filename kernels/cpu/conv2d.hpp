@@ -3,24 +3,38 @@
 // and the weight gradient is one GEMM per fixed-size group of images, accumulated in group order.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 namespace flexnn::cpu {
 
 struct Conv2dShape {
-  int64_t n, c_in, h, w;         // input [n, c_in, h, w]
-  int64_t c_out, kh, kw;         // weight [c_out, c_in, kh, kw]
+  int64_t n, c_in, h, w;  // input [n, c_in, h, w]
+  int64_t c_out, kh, kw;  // weight [c_out, c_in, kh, kw]
   int64_t stride_h, stride_w;
   int64_t pad_h, pad_w;
-  int64_t out_h, out_w;          // output [n, c_out, out_h, out_w]
+  int64_t out_h, out_w;  // output [n, c_out, out_h, out_w]
 
   int64_t col_rows() const { return c_in * kh * kw; }
   int64_t out_plane() const { return out_h * out_w; }
   // A 1x1 kernel, stride 1, no padding: the input image already is its own column matrix.
-  bool pointwise() const {
-    return kh == 1 && kw == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0;
-  }
+  bool pointwise() const { return kh == 1 && kw == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0; }
 };
+
+// For one kernel tap k of a sliding window (stride, padding) over an input of `extent`: the
+// output positions [begin, end) among [0, out) whose tap reads inside the input, i.e.
+// 0 <= o * stride - pad + k < extent. Shared by convolution and pooling.
+struct TapSpan {
+  int64_t begin, end;
+};
+
+inline TapSpan tap_span(int64_t out, int64_t extent, int64_t stride, int64_t pad, int64_t k) {
+  const int64_t first_input = k - pad;  // input position of output 0
+  const int64_t begin = first_input >= 0 ? 0 : (-first_input + stride - 1) / stride;
+  const int64_t end = first_input >= extent ? 0 : (extent - 1 - first_input) / stride + 1;
+  const int64_t b = std::min(begin, out);
+  return {b, std::clamp(end, b, out)};
+}
 
 // y = conv(x, weight) + bias; bias may be null.
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, const float* bias, float* y);

@@ -1,14 +1,17 @@
-// Max and average pooling: one pass per output over its window, planes spread over the pool.
-// The max forward keeps the winning position so the backward is a scatter; the average
-// backward spreads each gradient over the window with the forward's divisor.
+// Max and average pooling, one output row at a time: for each window row and kernel column, one
+// pass over the output columns whose tap lies inside the input (branch-free, vectorisable), so
+// every window is still visited in row-major order, as torch does. Planes spread over the pool.
+// The max forward keeps the winning position so that its backward is a scatter.
 #include "kernels/cpu/pool2d.hpp"
-
-#include "kernels/cpu/parallel.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <vector>
+
+#include "kernels/cpu/conv2d.hpp"
+#include "kernels/cpu/parallel.hpp"
 
 namespace flexnn::cpu {
 namespace {
@@ -16,22 +19,50 @@ namespace {
 // Floor division for a positive divisor.
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-// One output's window clipped to the input: rows [h0, h1), columns [w0, w1); `padded_size` is
-// its size before clipping, counting padding but not what lies past the right / bottom padding.
-struct Window {
-  int64_t h0, h1, w0, w1;
-  int64_t padded_size;
-};
-
-Window window(const Pool2dShape& s, int64_t oh, int64_t ow) {
-  const int64_t h0 = oh * s.stride_h - s.pad_h, w0 = ow * s.stride_w - s.pad_w;
-  const int64_t h1 = std::min(h0 + s.kh, s.h + s.pad_h), w1 = std::min(w0 + s.kw, s.w + s.pad_w);
-  return {std::max<int64_t>(h0, 0), std::min(h1, s.h), std::max<int64_t>(w0, 0), std::min(w1, s.w),
-          (h1 - h0) * (w1 - w0)};
+// The input rows [begin, end) of output row oh's windows.
+TapSpan window_rows(const Pool2dShape& s, int64_t oh) {
+  const int64_t h0 = oh * s.stride_h - s.pad_h;
+  return {std::max<int64_t>(h0, 0), std::min(h0 + s.kh, s.h)};
 }
 
-float avg_divisor(const Window& win, bool count_include_pad) {
-  return static_cast<float>(count_include_pad ? win.padded_size : (win.h1 - win.h0) * (win.w1 - win.w0));
+// Calls tap(kj, columns, shift) for each kernel column: output columns ow in `columns` read input
+// column ow * stride_w + shift of a window row.
+template <typename F>
+void for_each_tap(const Pool2dShape& s, F tap) {
+  for (int64_t kj = 0; kj < s.kw; ++kj) tap(tap_span(s.out_w, s.w, s.stride_w, s.pad_w, kj), kj - s.pad_w);
+}
+
+// One kernel tap over an output row: window maxima best[ow] (positions at[ow]) take row[iw],
+// iw = ow * stride + shift, where it is larger or a NaN (a NaN wins, as in torch). Branch-free.
+void max_tap(const float* __restrict row, TapSpan columns, int64_t stride, int64_t shift, int64_t row_start,
+             float* __restrict best, int64_t* __restrict at) {
+  for (int64_t ow = columns.begin; ow < columns.end; ++ow) {
+    const int64_t iw = ow * stride + shift;
+    const float v = row[iw], b = best[ow];
+    const bool take = (v > b) | (v != v);
+    best[ow] = take ? v : b;
+    at[ow] = take ? row_start + iw : at[ow];
+  }
+}
+
+// One kernel tap over an output row: sum[ow] += row[ow * stride + shift].
+void sum_tap(const float* __restrict row, TapSpan columns, int64_t stride, int64_t shift, float* __restrict sum) {
+  for (int64_t ow = columns.begin; ow < columns.end; ++ow) sum[ow] += row[ow * stride + shift];
+}
+
+// One kernel tap over an output row, the adjoint of sum_tap: row[ow * stride + shift] += share[ow].
+void spread_tap(const float* __restrict share, TapSpan columns, int64_t stride, int64_t shift, float* __restrict row) {
+  for (int64_t ow = columns.begin; ow < columns.end; ++ow) row[ow * stride + shift] += share[ow];
+}
+
+// torch's average divisor for output (oh, ow): the window's size within the padded input (a
+// window pushed past it by ceil_mode is cut there), or within the input itself.
+float avg_divisor(const Pool2dShape& s, bool count_include_pad, int64_t oh, int64_t ow) {
+  const int64_t h0 = oh * s.stride_h - s.pad_h, w0 = ow * s.stride_w - s.pad_w;
+  const int64_t h1 = std::min(h0 + s.kh, s.h + s.pad_h), w1 = std::min(w0 + s.kw, s.w + s.pad_w);
+  if (count_include_pad) return static_cast<float>((h1 - h0) * (w1 - w0));
+  return static_cast<float>((std::min(h1, s.h) - std::max<int64_t>(h0, 0)) *
+                            (std::min(w1, s.w) - std::max<int64_t>(w0, 0)));
 }
 
 // Calls body(plane) for every plane, in chunks of about the same work.
@@ -40,6 +71,14 @@ void for_each_plane(const Pool2dShape& s, const std::function<void(int64_t)>& bo
   parallel_for(0, s.planes, std::max<int64_t>(1, (int64_t{1} << 15) / work), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) body(p);
   });
+}
+
+// A per-thread row of the given type, at least `size` long.
+template <typename T>
+T* scratch_row(int64_t size) {
+  thread_local std::vector<T> row;
+  if (static_cast<int64_t>(row.size()) < size) row.resize(size);
+  return row.data();
 }
 
 }  // namespace
@@ -55,22 +94,18 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t*
   for_each_plane(s, [&](int64_t p) {
     const float* xp = x + p * in_plane;
     for (int64_t oh = 0; oh < s.out_h; ++oh) {
+      const int64_t o = p * out_plane + oh * s.out_w;
+      float* best = y + o;
+      int64_t* at = indices != nullptr ? indices + o : scratch_row<int64_t>(s.out_w);
+      const TapSpan rows = window_rows(s, oh);
       for (int64_t ow = 0; ow < s.out_w; ++ow) {
-        const Window win = window(s, oh, ow);
-        float best = -std::numeric_limits<float>::infinity();
-        int64_t best_index = win.h0 * s.w + win.w0;
-        for (int64_t ih = win.h0; ih < win.h1; ++ih) {
-          for (int64_t iw = win.w0; iw < win.w1; ++iw) {
-            const float v = xp[ih * s.w + iw];
-            if (v > best || std::isnan(v)) {
-              best = v;
-              best_index = ih * s.w + iw;
-            }
-          }
-        }
-        const int64_t o = p * out_plane + oh * s.out_w + ow;
-        y[o] = best;
-        if (indices != nullptr) indices[o] = best_index;
+        best[ow] = -std::numeric_limits<float>::infinity();
+        at[ow] = rows.begin * s.w + std::max<int64_t>(ow * s.stride_w - s.pad_w, 0);
+      }
+      for (int64_t ih = rows.begin; ih < rows.end; ++ih) {
+        for_each_tap(s, [&](TapSpan columns, int64_t shift) {
+          max_tap(xp + ih * s.w, columns, s.stride_w, shift, ih * s.w, best, at);
+        });
       }
     }
   });
@@ -89,15 +124,15 @@ void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, const floa
   const int64_t in_plane = s.h * s.w, out_plane = s.out_h * s.out_w;
   for_each_plane(s, [&](int64_t p) {
     const float* xp = x + p * in_plane;
-    float* yp = y + p * out_plane;
     for (int64_t oh = 0; oh < s.out_h; ++oh) {
-      for (int64_t ow = 0; ow < s.out_w; ++ow) {
-        const Window win = window(s, oh, ow);
-        float sum = 0.0f;
-        for (int64_t ih = win.h0; ih < win.h1; ++ih)
-          for (int64_t iw = win.w0; iw < win.w1; ++iw) sum += xp[ih * s.w + iw];
-        yp[oh * s.out_w + ow] = sum / avg_divisor(win, count_include_pad);
+      float* sum = y + p * out_plane + oh * s.out_w;
+      std::fill(sum, sum + s.out_w, 0.0f);
+      const TapSpan rows = window_rows(s, oh);
+      for (int64_t ih = rows.begin; ih < rows.end; ++ih) {
+        for_each_tap(s,
+                     [&](TapSpan columns, int64_t shift) { sum_tap(xp + ih * s.w, columns, s.stride_w, shift, sum); });
       }
+      for (int64_t ow = 0; ow < s.out_w; ++ow) sum[ow] /= avg_divisor(s, count_include_pad, oh, ow);
     }
   });
 }
@@ -105,15 +140,16 @@ void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, const floa
 void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, const float* dy, float* dx) {
   const int64_t in_plane = s.h * s.w, out_plane = s.out_h * s.out_w;
   for_each_plane(s, [&](int64_t p) {
-    const float* dyp = dy + p * out_plane;
     float* dxp = dx + p * in_plane;
     std::fill(dxp, dxp + in_plane, 0.0f);
+    float* share = scratch_row<float>(s.out_w);
     for (int64_t oh = 0; oh < s.out_h; ++oh) {
-      for (int64_t ow = 0; ow < s.out_w; ++ow) {
-        const Window win = window(s, oh, ow);
-        const float share = dyp[oh * s.out_w + ow] / avg_divisor(win, count_include_pad);
-        for (int64_t ih = win.h0; ih < win.h1; ++ih)
-          for (int64_t iw = win.w0; iw < win.w1; ++iw) dxp[ih * s.w + iw] += share;
+      const float* dyr = dy + p * out_plane + oh * s.out_w;
+      for (int64_t ow = 0; ow < s.out_w; ++ow) share[ow] = dyr[ow] / avg_divisor(s, count_include_pad, oh, ow);
+      const TapSpan rows = window_rows(s, oh);
+      for (int64_t ih = rows.begin; ih < rows.end; ++ih) {
+        for_each_tap(
+            s, [&](TapSpan columns, int64_t shift) { spread_tap(share, columns, s.stride_w, shift, dxp + ih * s.w); });
       }
     }
   });

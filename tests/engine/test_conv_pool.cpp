@@ -1,14 +1,8 @@
 // Tests of conv2d, max_pool2d and avg_pool2d: forward values and gradients against direct loops
 // written here from the definitions (torch's window and divisor rules), finite-difference
 // gradient checks, ceil_mode output sizes, tie and NaN handling, thread-count determinism, errors.
-#include "engine/autograd/node.hpp"
-#include "engine/generator.hpp"
-#include "engine/ops.hpp"
-#include "gradcheck.hpp"
-#include "kernels/cpu/parallel.hpp"
-
+#include <algorithm>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -17,13 +11,19 @@
 #include <string>
 #include <vector>
 
+#include "engine/autograd/node.hpp"
+#include "engine/generator.hpp"
+#include "engine/ops.hpp"
+#include "gradcheck.hpp"
+#include "kernels/cpu/parallel.hpp"
+
 namespace flexnn {
 namespace {
 
 using ops::Size2;
 
-// conv2d and avg_pool2d are linear in each input, so central differences are exact for any step: a larger step
-// keeps float32 rounding in the outputs well below the tolerance.
+// conv2d and avg_pool2d are linear in each input, so central differences are exact for any step:
+// a larger step keeps float32 rounding in the outputs well below the tolerance.
 const testing::GradcheckOptions kLinearGradcheck{.eps = 1e-2};
 
 struct ConvCase {
@@ -60,37 +60,46 @@ std::vector<double> naive_conv(const Tensor& x, const Tensor& w, const Tensor& b
   return y;
 }
 
-// Direct weight gradient in double: dw[co, ci, ki, kj] = sum dy[n, co, oh, ow] x[n, ci, ih, iw].
-std::vector<double> naive_conv_weight_grad(const Tensor& x, const Shape& w_shape, const Tensor& dy, Size2 stride,
-                                           Size2 pad) {
+// Direct gradients in double, by scattering every product of the forward loop:
+// dx[n, ci, ih, iw] += dy[n, co, oh, ow] w[co, ci, ki, kj], dw[co, ci, ki, kj] += dy[n, co, oh, ow] x[n, ci, ih, iw].
+struct NaiveConvGrads {
+  std::vector<double> dx, dw;
+};
+
+NaiveConvGrads naive_conv_grads(const Tensor& x, const Tensor& w, const Tensor& dy, Size2 stride, Size2 pad) {
   const int64_t n = x.size(0), ci_count = x.size(1), h = x.size(2), wd = x.size(3);
-  const int64_t co_count = w_shape[0], kh = w_shape[2], kw = w_shape[3];
+  const int64_t co_count = w.size(0), kh = w.size(2), kw = w.size(3);
   const int64_t oh_count = dy.size(2), ow_count = dy.size(3);
-  const std::vector<float> xv = x.to_vector(), dyv = dy.to_vector();
-  std::vector<double> dw(shape_numel(w_shape), 0.0);
-  for (int64_t co = 0; co < co_count; ++co)
-    for (int64_t ci = 0; ci < ci_count; ++ci)
-      for (int64_t ki = 0; ki < kh; ++ki)
-        for (int64_t kj = 0; kj < kw; ++kj) {
-          double acc = 0;
-          for (int64_t i = 0; i < n; ++i)
-            for (int64_t oh = 0; oh < oh_count; ++oh)
-              for (int64_t ow = 0; ow < ow_count; ++ow) {
+  const std::vector<float> xv = x.to_vector(), wv = w.to_vector(), dyv = dy.to_vector();
+  NaiveConvGrads g{std::vector<double>(xv.size(), 0.0), std::vector<double>(wv.size(), 0.0)};
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t co = 0; co < co_count; ++co)
+      for (int64_t oh = 0; oh < oh_count; ++oh)
+        for (int64_t ow = 0; ow < ow_count; ++ow) {
+          const double d = dyv[((i * co_count + co) * oh_count + oh) * ow_count + ow];
+          for (int64_t ci = 0; ci < ci_count; ++ci)
+            for (int64_t ki = 0; ki < kh; ++ki)
+              for (int64_t kj = 0; kj < kw; ++kj) {
                 const int64_t ih = oh * stride.h - pad.h + ki, iw = ow * stride.w - pad.w + kj;
                 if (ih < 0 || ih >= h || iw < 0 || iw >= wd) continue;
-                acc += static_cast<double>(dyv[((i * co_count + co) * oh_count + oh) * ow_count + ow]) *
-                       xv[((i * ci_count + ci) * h + ih) * wd + iw];
+                const int64_t xi = ((i * ci_count + ci) * h + ih) * wd + iw,
+                              wi = ((co * ci_count + ci) * kh + ki) * kw + kj;
+                g.dx[xi] += d * wv[wi];
+                g.dw[wi] += d * xv[xi];
               }
-          dw[((co * ci_count + ci) * kh + ki) * kw + kj] = acc;
         }
-  return dw;
+  return g;
 }
 
+// Elements agree within tolerance x (1 + the largest |expected|): float sums of many terms err in
+// proportion to the terms' scale, not to a result that cancels to near zero.
 void check_close(const std::vector<float>& actual, const std::vector<double>& expected, double tolerance) {
   REQUIRE(actual.size() == expected.size());
+  double scale = 1.0;
+  for (double e : expected) scale = std::max(scale, 1.0 + std::abs(e));
   int mismatches = 0;
   for (size_t i = 0; i < actual.size(); ++i) {
-    if (std::abs(actual[i] - expected[i]) > tolerance * (1.0 + std::abs(expected[i]))) {
+    if (std::abs(actual[i] - expected[i]) > tolerance * scale) {
       if (++mismatches <= 5) FAIL_CHECK("element " << i << ": got " << actual[i] << ", expected " << expected[i]);
     }
   }
@@ -194,10 +203,12 @@ TEST_CASE("conv2d forward matches a direct loop", "[conv]") {
   const std::vector<ConvCase> cases = {
       {{2, 3, 7, 6}, {4, 3, 3, 3}, true, 1, 1},
       {{3, 2, 9, 8}, {5, 2, 3, 2}, false, {2, 1}, {1, 0}},
-      {{2, 4, 5, 5}, {3, 4, 1, 1}, true, 1, 0},          // pointwise fast path
+      {{2, 4, 5, 5}, {3, 4, 1, 1}, true, 1, 0},             // pointwise fast path
       {{1, 3, 8, 10}, {2, 3, 5, 3}, true, {3, 2}, {2, 1}},  // one image: serial over images
-      {{4, 1, 28, 28}, {12, 1, 5, 5}, true, 1, 0},       // the Fashion-MNIST layer, smaller batch
-      {{2, 3, 4, 4}, {2, 3, 4, 4}, true, 2, 0},          // kernel = input: a 1x1 output
+      {{4, 1, 28, 28}, {12, 1, 5, 5}, true, 1, 0},          // the Fashion-MNIST layer, smaller batch
+      {{2, 3, 4, 4}, {2, 3, 4, 4}, true, 2, 0},             // kernel = input: a 1x1 output
+      {{3, 2, 48, 48}, {3, 2, 3, 3}, true, 1, 1},           // large images: one per group
+      {{3, 3, 46, 46}, {4, 3, 1, 1}, false, 1, 0},          // ... pointwise, read in place
   };
   for (const ConvCase& c : cases) {
     CAPTURE(shape_str(c.x), shape_str(c.w), c.stride.h, c.stride.w, c.padding.h, c.padding.w);
@@ -218,8 +229,8 @@ TEST_CASE("conv2d gradients pass finite-difference checks", "[conv]") {
       {{2, 2, 6, 5}, {3, 2, 3, 2}, false, {2, 1}, {1, 0}},
       {{1, 3, 7, 6}, {2, 3, 2, 3}, true, {2, 3}, {0, 1}},
       {{1, 2, 6, 7}, {2, 2, 3, 3}, true, {1, 2}, 1},  // overlapping strided windows
-      {{2, 3, 4, 3}, {2, 3, 1, 1}, true, 1, 0},        // pointwise fast path
-      {{2, 2, 5, 4}, {3, 2, 1, 1}, false, 2, 0},  // 1x1 with stride: im2col path
+      {{2, 3, 4, 3}, {2, 3, 1, 1}, true, 1, 0},       // pointwise fast path
+      {{2, 2, 5, 4}, {3, 2, 1, 1}, false, 2, 0},      // 1x1 with stride: im2col path
   };
   for (const ConvCase& c : cases) {
     CAPTURE(shape_str(c.x), shape_str(c.w), c.bias, c.stride.h, c.stride.w, c.padding.h, c.padding.w);
@@ -244,23 +255,50 @@ TEST_CASE("conv2d computes only the gradients that are needed", "[conv]") {
   CHECK_FALSE(b.grad().defined());
 }
 
-TEST_CASE("conv2d weight gradient over several image groups matches a direct loop", "[conv]") {
-  // 16 images of a 32-channel 3x3 convolution on 32x32 span more than one weight-gradient group.
+TEST_CASE("conv2d gradients match direct loops", "[conv]") {
+  // Images are batched into groups: several groups with a small weight (partial weight gradients
+  // summed in order) and with a larger one (accumulated group by group). Large images go one at a
+  // time, the largest in bands of output rows, and a pointwise kernel then reads x in place.
   Generator gen(13);
-  const Size2 stride = 1, pad = 1;
-  Tensor x = Tensor::randn({16, 32, 32, 32}, gen);
-  Tensor w = Tensor::randn({16, 32, 3, 3}, gen, 0.0f, 0.1f).requires_grad_();
-  Tensor dy = Tensor::randn({16, 16, 32, 32}, gen);
-  ops::conv2d(x, w, Tensor(), stride, pad).backward(dy);
-  check_close(w.grad().to_vector(), naive_conv_weight_grad(x, w.shape(), dy, stride, pad), 1e-4);
+  const std::vector<ConvCase> cases = {
+      {{16, 32, 32, 32}, {16, 32, 3, 3}, true, 1, 1},     {{8, 64, 16, 16}, {32, 64, 3, 3}, true, 1, 1},
+      {{5, 3, 9, 7}, {4, 3, 3, 2}, true, {2, 1}, {1, 1}}, {{3, 2, 48, 48}, {3, 2, 3, 3}, true, 1, 1},
+      {{3, 3, 46, 46}, {4, 3, 1, 1}, true, 1, 0},         {{7, 3, 4, 4}, {4, 3, 1, 1}, false, 1, 0},
+      {{2, 16, 84, 84}, {16, 16, 3, 3}, true, 1, 1},     // bands
+      {{1, 16, 170, 170}, {16, 16, 3, 3}, true, 2, 1},   // bands whose input rows overlap
+      {{1, 40, 120, 120}, {48, 40, 1, 1}, false, 1, 0},  // pointwise bands
+  };
+  for (const ConvCase& c : cases) {
+    CAPTURE(shape_str(c.x), shape_str(c.w));
+    Tensor x = Tensor::randn(c.x, gen).requires_grad_();
+    Tensor w = Tensor::randn(c.w, gen, 0.0f, 0.1f).requires_grad_();
+    Tensor b = c.bias ? Tensor::randn({c.w[0]}, gen).requires_grad_() : Tensor();
+    Tensor y = ops::conv2d(x, w, b, c.stride, c.padding);
+    Shape expected_shape;
+    check_close(y.to_vector(), naive_conv(x, w, b, c.stride, c.padding, expected_shape), 1e-5);
+    Tensor dy = Tensor::randn(y.shape(), gen);
+    y.backward(dy);
+    const NaiveConvGrads expected = naive_conv_grads(x, w, dy, c.stride, c.padding);
+    check_close(x.grad().to_vector(), expected.dx, 1e-5);
+    check_close(w.grad().to_vector(), expected.dw, 1e-5);
+    if (c.bias) {
+      const std::vector<float> dyv = dy.to_vector();
+      const int64_t planes = y.size(0) * y.size(1), plane = y.size(2) * y.size(3);
+      std::vector<double> db(c.w[0], 0.0);
+      for (int64_t p = 0; p < planes; ++p)
+        for (int64_t q = 0; q < plane; ++q) db[p % c.w[0]] += dyv[p * plane + q];
+      check_close(b.grad().to_vector(), db, 1e-5);
+    }
+  }
 }
 
 TEST_CASE("conv2d results do not depend on the thread count", "[conv]") {
   Generator gen(17);
   const std::vector<ConvCase> cases = {
-      {{6, 8, 16, 16}, {16, 8, 3, 3}, true, 1, 1},
-      {{5, 16, 9, 9}, {8, 16, 1, 1}, true, 1, 0},
-      {{16, 32, 32, 32}, {16, 32, 3, 3}, true, 1, 1},  // several weight-gradient groups
+      {{6, 8, 16, 16}, {16, 8, 3, 3}, true, 1, 1},    {{5, 16, 9, 9}, {8, 16, 1, 1}, true, 1, 0},
+      {{16, 32, 32, 32}, {16, 32, 3, 3}, true, 1, 1},  // several groups, small weight
+      {{8, 64, 16, 16}, {32, 64, 3, 3}, true, 1, 1},   // several groups, larger weight
+      {{2, 16, 84, 84}, {16, 16, 3, 3}, true, 1, 1},   // lone images in bands of rows
   };
   for (const ConvCase& c : cases) {
     CAPTURE(shape_str(c.x), shape_str(c.w));
@@ -289,7 +327,7 @@ TEST_CASE("conv2d rejects bad inputs", "[conv]") {
   const std::string mismatch = error_message([&] { ops::conv2d(x, Tensor::randn({4, 5, 3, 3}, gen)); });
   CHECK_THAT(mismatch, Catch::Matchers::Contains("conv2d") && Catch::Matchers::Contains("[2, 3, 8, 8]") &&
                            Catch::Matchers::Contains("[4, 5, 3, 3]"));
-  CHECK_THROWS_AS(ops::conv2d(x, Tensor::randn({4, 3, 9, 3}, gen)), Error);  // kernel taller than the input
+  CHECK_THROWS_AS(ops::conv2d(x, Tensor::randn({4, 3, 9, 3}, gen)), Error);         // kernel taller than the input
   CHECK_NOTHROW(ops::conv2d(x, Tensor::randn({4, 3, 9, 3}, gen), Tensor(), 1, 1));  // fits once padded
   CHECK_THROWS_AS(ops::conv2d(x, Tensor::randn({4, 3, 11, 3}, gen), Tensor(), 1, 1), Error);
   CHECK_THROWS_AS(ops::conv2d(Tensor::randn({3, 8, 8}, gen), Tensor::randn({4, 3, 3, 3}, gen)), Error);
@@ -305,10 +343,10 @@ TEST_CASE("pooling forward and backward match direct loops", "[pool]") {
       {{2, 3, 8, 8}, 2, 2, 0, false},
       {{2, 2, 9, 7}, 3, 2, 1, false},
       {{1, 3, 9, 7}, 3, 2, 1, true},
-      {{2, 2, 5, 5}, 2, 2, 0, true},                  // ceil_mode: clipped last windows
+      {{2, 2, 5, 5}, 2, 2, 0, true},  // ceil_mode: clipped last windows
       {{1, 2, 8, 7}, {3, 2}, {2, 1}, {1, 0}, true},
-      {{2, 1, 10, 11}, {4, 3}, 3, {2, 1}, true},     // the last window is dropped
-      {{1, 2, 6, 6}, 3, 1, 1, false},                // overlapping windows
+      {{2, 1, 10, 11}, {4, 3}, 3, {2, 1}, true},  // the last window is dropped
+      {{1, 2, 6, 6}, 3, 1, 1, false},             // overlapping windows
   };
   for (const PoolCase& c : cases) {
     CAPTURE(shape_str(c.x), c.kernel.h, c.kernel.w, c.stride.h, c.stride.w, c.padding.h, c.padding.w, c.ceil_mode);
@@ -388,10 +426,8 @@ TEST_CASE("avg_pool2d divisors in ceil mode", "[pool]") {
 TEST_CASE("pooling gradients pass finite-difference checks", "[pool]") {
   Generator gen(29);
   const std::vector<PoolCase> cases = {
-      {{2, 2, 6, 6}, 2, 2, 0, false},
-      {{1, 2, 7, 6}, 3, 2, 1, false},
-      {{1, 2, 7, 6}, 3, 2, 1, true},
-      {{2, 1, 5, 7}, {3, 2}, {2, 1}, {1, 0}, true},
+      {{2, 2, 6, 6}, 2, 2, 0, false}, {{1, 2, 7, 6}, 3, 2, 1, false},
+      {{1, 2, 7, 6}, 3, 2, 1, true},  {{2, 1, 5, 7}, {3, 2}, {2, 1}, {1, 0}, true},
       {{1, 2, 5, 5}, 2, 2, 0, true},
   };
   for (const PoolCase& c : cases) {
@@ -403,7 +439,9 @@ TEST_CASE("pooling gradients pass finite-difference checks", "[pool]") {
     for (int64_t i = 0; i < n; ++i) values[i] = 0.01f * static_cast<float>(order[i] - n / 2);
     Tensor x = Tensor::from_vector(values, c.x).requires_grad_();
     testing::check_gradients(
-        [&](const std::vector<Tensor>& in) { return ops::max_pool2d(in[0], c.kernel, c.stride, c.padding, c.ceil_mode); },
+        [&](const std::vector<Tensor>& in) {
+          return ops::max_pool2d(in[0], c.kernel, c.stride, c.padding, c.ceil_mode);
+        },
         {x});
     for (bool count_include_pad : {true, false}) {
       CAPTURE(count_include_pad);
@@ -431,7 +469,7 @@ TEST_CASE("max_pool2d routes a tied gradient to the first maximum", "[pool]") {
   CHECK(c.grad().to_vector() == std::vector<float>{1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0});
 }
 
-TEST_CASE("max_pool2d propagates NaN", "[pool]") {
+TEST_CASE("max_pool2d propagates NaN and -inf like torch", "[pool]") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   Tensor x = Tensor::from_vector({1, nan, 3, 4, 5, 6, 7, 8}, {1, 1, 2, 4}).requires_grad_();
   Tensor y = ops::max_pool2d(x, 2);
@@ -440,6 +478,14 @@ TEST_CASE("max_pool2d propagates NaN", "[pool]") {
   CHECK(v[1] == 8.0f);
   y.backward(Tensor::ones({1, 1, 1, 2}));
   CHECK(x.grad().to_vector() == std::vector<float>{0, 1, 0, 0, 0, 0, 0, 1});
+
+  // A window of -inf only (here padded at the top-left) gives -inf and routes to its first input.
+  const float inf = std::numeric_limits<float>::infinity();
+  Tensor m = Tensor::full({1, 1, 3, 3}, -inf).requires_grad_();
+  Tensor z = ops::max_pool2d(m, 2, 2, 1);
+  CHECK(z.to_vector() == std::vector<float>(4, -inf));
+  z.backward(Tensor::ones({1, 1, 2, 2}));
+  CHECK(m.grad().to_vector() == std::vector<float>{1, 1, 0, 1, 1, 0, 0, 0, 0});
 }
 
 TEST_CASE("pooling results do not depend on the thread count", "[pool]") {
@@ -471,15 +517,16 @@ TEST_CASE("pooling rejects bad inputs", "[pool]") {
       return max ? ops::max_pool2d(t, k, s, p) : ops::avg_pool2d(t, k, s, p);
     };
     CHECK_THROWS_AS(pool(Tensor::zeros({2, 4, 4}), 2, std::nullopt, 0), Error);  // not 4-D
-    CHECK_THROWS_AS(pool(x, 5, std::nullopt, 0), Error);                          // kernel > input
-    CHECK_NOTHROW(pool(x, 5, std::nullopt, 2));                                   // fits once padded
-    CHECK_THROWS_AS(pool(x, {2, 7}, std::nullopt, {0, 1}), Error);                // > padded input
-    CHECK_THROWS_AS(pool(x, 3, std::nullopt, 2), Error);                          // padding > kernel / 2
+    CHECK_THROWS_AS(pool(x, 5, std::nullopt, 0), Error);                         // kernel > input
+    CHECK_NOTHROW(pool(x, 5, std::nullopt, 2));                                  // fits once padded
+    CHECK_THROWS_AS(pool(x, {2, 7}, std::nullopt, {0, 1}), Error);               // > padded input
+    CHECK_THROWS_AS(pool(x, 3, std::nullopt, 2), Error);                         // padding > kernel / 2
     CHECK_THROWS_AS(pool(x, 0, std::nullopt, 0), Error);
     CHECK_THROWS_AS(pool(x, 2, Size2{0}, 0), Error);
-    CHECK_THAT(error_message([&] { pool(Tensor::zeros({2, 4, 4}), 2, std::nullopt, 0); }),
-               Catch::Matchers::Contains(max ? "max_pool2d" : "avg_pool2d") &&
-                   Catch::Matchers::Contains("[2, 4, 4]"));
+    CHECK_THAT(error_message([&] {
+                 pool(Tensor::zeros({2, 4, 4}), 2, std::nullopt, 0);
+               }),
+               Catch::Matchers::Contains(max ? "max_pool2d" : "avg_pool2d") && Catch::Matchers::Contains("[2, 4, 4]"));
   }
 }
 
