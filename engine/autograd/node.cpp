@@ -18,17 +18,18 @@ void accumulate(Tensor& sum, const Tensor& incoming) {
   sum = sum.defined() ? ops::add(sum, incoming) : incoming;
 }
 
-std::vector<Node*> topological_order(Node* root) {
-  std::vector<Node*> order;
-  std::unordered_set<Node*> visited;
-  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
-  visited.insert(root);
+// Nodes reachable from root, each before the nodes of its inputs. Shared pointers keep every node
+// alive for the whole pass, since freeing a node's inputs may drop the last other reference.
+std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>& root) {
+  std::vector<std::shared_ptr<Node>> order;
+  std::unordered_set<Node*> visited{root.get()};
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root, 0}};
   while (!stack.empty()) {
     auto& [node, next_input] = stack.back();
     if (next_input < node->inputs.size()) {
       const Tensor& input = node->inputs[next_input++];
-      Node* child = input.defined() ? input.grad_fn().get() : nullptr;
-      if (child != nullptr && visited.insert(child).second) stack.emplace_back(child, 0);
+      const std::shared_ptr<Node> child = input.defined() ? input.grad_fn() : nullptr;
+      if (child != nullptr && visited.insert(child.get()).second) stack.emplace_back(child, 0);
     } else {
       order.push_back(node);
       stack.pop_back();
@@ -78,11 +79,11 @@ void run_backward(const Tensor& root, const Tensor& root_grad) {
   }
   std::unordered_map<Node*, Tensor> pending;  // gradient flowing into each node's output
   pending[root.grad_fn().get()] = root_grad;
-  for (Node* node : topological_order(root.grad_fn().get())) {
+  for (const std::shared_ptr<Node>& node : topological_order(root.grad_fn())) {
     FLEXNN_CHECK(node->backward != nullptr,
                  "backward: the graph through '{}' was already freed; call backward() once per forward",
                  node->name);
-    auto found = pending.find(node);
+    auto found = pending.find(node.get());
     if (found == pending.end()) continue;
     Tensor grad_output = std::move(found->second);
     pending.erase(found);
@@ -105,7 +106,8 @@ void run_backward(const Tensor& root, const Tensor& root_grad) {
         accumulate(pending[input.grad_fn().get()], grads[i]);
       }
     }
-    node->backward = nullptr;  // frees saved tensors
+    node->backward = nullptr;  // frees the saved tensors and the references to the inputs
+    node->inputs.clear();
   }
 }
 

@@ -108,6 +108,14 @@ TEST_CASE("autograd accumulates into leaves and frees the graph", "[autograd]") 
   y.backward();
   CHECK(x.grad().to_vector() == std::vector<float>{3, 5, 7});
   CHECK_THROWS_WITH(y.backward(), Catch::Contains("already freed"));
+  Tensor e = ops::exp(x);  // its node keeps a detached view of e's storage for the backward
+  Tensor s = ops::sum(e);
+  CHECK(e.impl().storage.use_count() == 2);
+  s.backward();
+  CHECK(e.impl().storage.use_count() == 1);
+  x.set_grad(Tensor());
+  y = ops::sum(x * x + x);
+  y.backward();
   ops::sum(x * 2.0f).backward();  // accumulates
   CHECK(x.grad().to_vector() == std::vector<float>{5, 7, 9});
 }
