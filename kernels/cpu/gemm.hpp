@@ -1,6 +1,6 @@
-// Single-precision GEMM on row-major matrices, served by Eigen's blocked kernels and spread over
-// the thread pool in output blocks whose shapes depend only on the problem's shape, so the result
-// is bit-identical for any thread count.
+// Single-precision GEMM on row-major matrices: a packed, register-blocked AVX-512 (or AVX2) kernel
+// spread over the thread pool (Eigen without those), with a summation order that depends only on
+// the problem's shape, so the result is bit-identical for any thread count.
 #pragma once
 
 #include <cstdint>

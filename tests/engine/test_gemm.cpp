@@ -1,0 +1,146 @@
+// Tests of cpu::gemm against a direct double-precision loop written here: every transpose
+// combination, odd and edge sizes in each dimension, K crossing several blocks, leading dimensions
+// wider than the matrices, alpha and beta (beta = 0 must ignore NaN in C), and bit-identical
+// results for any thread count.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/gemm.hpp"
+#include "kernels/cpu/parallel.hpp"
+
+namespace flexnn {
+namespace {
+
+// Deterministic pseudo-random values in [-1, 1).
+std::vector<float> random_values(int64_t count, uint32_t seed) {
+  std::vector<float> v(static_cast<std::size_t>(count));
+  uint32_t s = seed * 2654435761u + 12345u;
+  for (float& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = static_cast<float>(s >> 8) / static_cast<float>(1u << 23) - 1.0f;
+  }
+  return v;
+}
+
+struct GemmCase {
+  bool trans_a, trans_b;
+  int64_t m, n, k;
+  float alpha, beta;
+  int64_t pad;  // extra columns in each stored row (leading dimension = width + pad)
+};
+
+// Runs cpu::gemm on random operands and checks every element of C (and that the padding between
+// C's rows is untouched) against the direct loop in double.
+void check_gemm(const GemmCase& t) {
+  const int64_t a_rows = t.trans_a ? t.k : t.m, a_cols = t.trans_a ? t.m : t.k;
+  const int64_t b_rows = t.trans_b ? t.n : t.k, b_cols = t.trans_b ? t.k : t.n;
+  const int64_t lda = a_cols + t.pad, ldb = b_cols + t.pad, ldc = t.n + t.pad;
+  const std::vector<float> a = random_values(a_rows * lda, 1), b = random_values(b_rows * ldb, 2);
+  std::vector<float> c = random_values(t.m * ldc, 3);
+  if (t.beta == 0.0f) {
+    for (int64_t i = 0; i < t.m; ++i)
+      for (int64_t j = 0; j < t.n; ++j) c[i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
+  }
+  const std::vector<float> c0 = c;
+  cpu::gemm(t.trans_a, t.trans_b, t.m, t.n, t.k, t.alpha, a.data(), lda, b.data(), ldb, t.beta, c.data(), ldc);
+
+  auto op_a = [&](int64_t i, int64_t p) { return double(t.trans_a ? a[p * lda + i] : a[i * lda + p]); };
+  auto op_b = [&](int64_t p, int64_t j) { return double(t.trans_b ? b[j * ldb + p] : b[p * ldb + j]); };
+  const double tolerance = 1e-6 * (4.0 + std::sqrt(double(t.k))) * (1.0 + std::abs(t.alpha));
+  int64_t bad = 0;
+  for (int64_t i = 0; i < t.m; ++i) {
+    for (int64_t j = 0; j < t.n; ++j) {
+      double dot = 0, magnitude = 0;
+      for (int64_t p = 0; p < t.k; ++p) {
+        dot += op_a(i, p) * op_b(p, j);
+        magnitude += std::abs(op_a(i, p) * op_b(p, j));
+      }
+      const double old = t.beta == 0.0f ? 0.0 : double(t.beta) * c0[i * ldc + j];
+      const double expected = t.alpha * dot + old;
+      const double got = c[i * ldc + j];
+      if (!(std::abs(got - expected) <= tolerance * (1.0 + std::abs(t.alpha) * magnitude + std::abs(old)))) ++bad;
+    }
+    for (int64_t j = t.n; j < ldc; ++j)
+      if (std::memcmp(&c[i * ldc + j], &c0[i * ldc + j], sizeof(float)) != 0) ++bad;
+  }
+  INFO("trans_a " << t.trans_a << " trans_b " << t.trans_b << " m " << t.m << " n " << t.n << " k " << t.k
+                  << " alpha " << t.alpha << " beta " << t.beta << " pad " << t.pad);
+  CHECK(bad == 0);
+}
+
+TEST_CASE("gemm matches a direct loop for every transpose, odd sizes, alpha and beta", "[gemm]") {
+  const int64_t sizes[] = {1, 7, 33, 100, 129};
+  for (bool trans_a : {false, true})
+    for (bool trans_b : {false, true})
+      for (int64_t m : sizes)
+        for (int64_t n : sizes)
+          for (int64_t k : {int64_t{1}, int64_t{7}, int64_t{33}, int64_t{129}}) {
+            // Cycle alpha, beta and padding through the cases so each combination is covered.
+            const int64_t idx = m + 3 * n + 5 * k + 7 * trans_a + 11 * trans_b;
+            const float alphas[] = {1.0f, -0.75f, 2.5f};
+            const float betas[] = {0.0f, 1.0f, 0.5f};
+            check_gemm({trans_a, trans_b, m, n, k, alphas[idx % 3], betas[(idx / 3) % 3], (idx % 2) * 5});
+          }
+}
+
+TEST_CASE("gemm with K across several blocks and wide leading dimensions", "[gemm]") {
+  for (bool trans_a : {false, true})
+    for (bool trans_b : {false, true})
+      for (float beta : {0.0f, 1.0f, 0.5f}) {
+        check_gemm({trans_a, trans_b, 37, 70, 1100, 1.5f, beta, 3});
+        check_gemm({trans_a, trans_b, 16, 48, 800, -1.0f, beta, 1});
+        check_gemm({trans_a, trans_b, 100, 120, 2000, 1.0f, beta, 0});
+      }
+}
+
+TEST_CASE("gemm with K = 0 or alpha = 0 scales C by beta", "[gemm]") {
+  for (float beta : {0.0f, 1.0f, 0.5f}) {
+    check_gemm({false, false, 9, 40, 0, 1.0f, beta, 2});
+    check_gemm({true, false, 9, 40, 17, 0.0f, beta, 2});
+  }
+}
+
+TEST_CASE("gemm of shapes the layers use (linear and im2col convolution)", "[gemm]") {
+  check_gemm({false, true, 100, 120, 6912, 1.0f, 0.0f, 0});  // linear forward x W^T
+  check_gemm({false, false, 100, 500, 120, 1.0f, 0.0f, 0});  // dX = G W (a column slice)
+  check_gemm({true, false, 120, 300, 100, 1.0f, 0.0f, 0});   // dW = G^T X
+  check_gemm({false, false, 64, 900, 27, 1.0f, 0.0f, 0});    // conv forward W cols
+  check_gemm({true, false, 288, 450, 64, 1.0f, 0.0f, 0});    // conv input gradient W^T dY
+  check_gemm({false, true, 64, 288, 1800, 1.0f, 1.0f, 0});   // conv weight gradient dY cols^T, accumulating
+}
+
+TEST_CASE("gemm is bit-identical for any thread count", "[gemm]") {
+  const int saved = cpu::num_threads();
+  // Spans several tiles in M and N, several K blocks and, with the larger shape, several packing
+  // super-blocks.
+  struct Shape3 {
+    int64_t m, n, k;
+  };
+  for (const Shape3 s : {Shape3{300, 700, 900}, Shape3{1100, 2096, 1300}})
+    for (bool trans_a : {false, true})
+      for (bool trans_b : {false, true}) {
+        const int64_t a_size = s.m * s.k, b_size = s.k * s.n;
+        const std::vector<float> a = random_values(a_size, 4), b = random_values(b_size, 5);
+        const std::vector<float> c_init = random_values(s.m * s.n, 6);
+        std::vector<std::vector<float>> results;
+        for (int threads : {1, 2, 3}) {
+          cpu::set_num_threads(threads);
+          std::vector<float> c = c_init;
+          cpu::gemm(trans_a, trans_b, s.m, s.n, s.k, 0.5f, a.data(), trans_a ? s.m : s.k, b.data(),
+                    trans_b ? s.k : s.n, 0.25f, c.data(), s.n);
+          results.push_back(std::move(c));
+        }
+        cpu::set_num_threads(saved);
+        INFO("m " << s.m << " n " << s.n << " k " << s.k << " trans_a " << trans_a << " trans_b " << trans_b);
+        CHECK(std::memcmp(results[0].data(), results[1].data(), results[0].size() * sizeof(float)) == 0);
+        CHECK(std::memcmp(results[0].data(), results[2].data(), results[0].size() * sizeof(float)) == 0);
+      }
+  cpu::set_num_threads(saved);
+}
+
+}  // namespace
+}  // namespace flexnn
