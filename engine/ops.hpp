@@ -49,7 +49,7 @@ struct MaxResult {
 MaxResult max(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
 
-// Linear algebra (GEMM through Eigen, multithreaded over fixed output blocks).
+// Linear algebra (the packed, multithreaded, deterministic GEMM of kernels/cpu/gemm).
 Tensor matmul(const Tensor& a, const Tensor& b);  // [M,K] x [K,N]
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});  // x [N,in], weight [out,in]
 

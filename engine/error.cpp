@@ -1,2 +1,0 @@
-// Anchors flexnn::Error's vtable in the library.
-#include "engine/error.hpp"
