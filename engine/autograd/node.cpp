@@ -18,8 +18,12 @@ void accumulate(Tensor& sum, const Tensor& incoming) {
   sum = sum.defined() ? ops::add(sum, incoming) : incoming;
 }
 
+// True when nothing else refers to t or its storage, so it can become a leaf's grad without a copy.
+bool owns_storage(const Tensor& t) { return t.impl_ptr().use_count() == 1 && t.impl().storage.use_count() == 1; }
+
 // Nodes reachable from root, each before the nodes of its inputs. Shared pointers keep every node
 // alive for the whole pass, since freeing a node's inputs may drop the last other reference.
+
 std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>& root) {
   std::vector<std::shared_ptr<Node>> order;
   std::unordered_set<Node*> visited{root.get()};
@@ -100,7 +104,7 @@ void run_backward(const Tensor& root, const Tensor& root_grad) {
         if (leaf.grad) {
           Tensor(leaf.grad).copy_(ops::add(Tensor(leaf.grad), grads[i]));
         } else {
-          leaf.grad = grads[i].clone().impl_ptr();
+          leaf.grad = owns_storage(grads[i]) ? grads[i].impl_ptr() : grads[i].clone().impl_ptr();
         }
       } else {
         accumulate(pending[input.grad_fn().get()], grads[i]);
