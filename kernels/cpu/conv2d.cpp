@@ -1,7 +1,9 @@
 // Convolution as im2col + GEMM over groups of images: a group's column matrices sit side by side
 // in one [c_in*kh*kw, images*out_plane] matrix, so each group is one wide GEMM, however small the
 // images; a large image is cut into bands of output rows instead, so buffers stay bounded.
-// Forward and input-gradient groups are independent (spread over the pool). Weight-gradient groups
+// Forward and input-gradient groups are independent and share the weight, packed once per call
+// for the GEMM (cpu::PackedA), read-only by every thread. im2col and col2im go through one
+// channel's zero-padded band at a time, so no tap needs bounds checks. Weight-gradient groups
 // accumulate into the gradient in order, or for a small weight, into per-group partials computed
 // in parallel and summed in order.
 #include "kernels/cpu/conv2d.hpp"
@@ -35,11 +37,18 @@ class Scratch {
 
 thread_local Scratch scratch;          // a group's column matrix and its regrouped output or gradient
 thread_local Scratch partial_scratch;  // per-group partial weight gradients (small weights)
+thread_local PackedA packed_weight;    // the weight (or its transpose), packed once per call for every group
 
 // Group sizing (see group_size): the GEMM width aimed at, and the cap on a group's buffers in
-// floats (4 MiB: measured faster than larger groups, whose columns fall out of cache).
+// floats (4 MiB: measured faster than larger groups, whose columns fall out of cache). Weight
+// gradient groups may be four times larger (measured): each group's GEMM reads and writes the
+// whole gradient, so fewer, deeper groups save passes over it.
 constexpr int64_t kGroupColumns = 2048;
 constexpr int64_t kGroupFloats = int64_t{1} << 20;
+constexpr int64_t kWeightGradGroupFloats = 4 * kGroupFloats;
+// Forward and input-gradient groups run in parallel (each with a serial GEMM) from this many
+// groups on; fewer run one after another, each GEMM spread over the pool, which balances better.
+constexpr int64_t kParallelGroups = 8;
 // Weight gradients up to this many floats are summed from per-group partials computed in parallel.
 constexpr int64_t kSmallWeight = int64_t{1} << 14;
 
@@ -57,84 +66,104 @@ struct Operand {
   int64_t ld;
 };
 
+// The input rows and columns that output rows [row0, row1) read, as a zero-padded band: band
+// row r is input row row0 * stride_h - pad_h + r, band column q input column q - pad_w, so that
+// every tap of the window reads the band without bounds checks (small images are mostly border).
+struct Band {
+  int64_t rows, cols, top;  // top: the input row of band row 0
+  Band(const Conv2dShape& s, int64_t row0, int64_t row1)
+      : rows((row1 - 1 - row0) * s.stride_h + s.kh), cols((s.out_w - 1) * s.stride_w + s.kw),
+        top(row0 * s.stride_h - s.pad_h) {}
+  // The band's columns that hold input: [first, last).
+  int64_t first(const Conv2dShape& s) const { return std::min(s.pad_w, cols); }
+  int64_t last(const Conv2dShape& s) const { return std::clamp(s.w + s.pad_w, first(s), cols); }
+  // The band's rows that hold input: [begin, end).
+  int64_t begin() const { return std::clamp(-top, int64_t{0}, rows); }
+  int64_t end(const Conv2dShape& s) const { return std::clamp(s.h - top, begin(), rows); }
+};
+
+thread_local Scratch band_scratch;  // one channel's padded band (im2col and col2im)
+
+// Calls tap(offset, t, column) for every tap t = ki * kw + kj and output row row0 + r of the
+// band: that row's out_w entries of tap t read band[offset + ow * stride_w] and sit in the tap's
+// column matrix row from `column` on.
+template <typename Tap>
+void for_each_tap(const Conv2dShape& s, const Band& band, int64_t rows, Tap&& tap) {
+  for (int64_t ki = 0; ki < s.kh; ++ki)
+    for (int64_t kj = 0; kj < s.kw; ++kj)
+      for (int64_t r = 0; r < rows; ++r) tap((r * s.stride_h + ki) * band.cols + kj, ki * s.kw + kj, r * s.out_w);
+}
+
 // Writes output rows [row0, row1) of one image's column matrix: row (c, ki, kj), column
 // (oh - row0, ow) holds x[c, oh * stride_h - pad_h + ki, ow * stride_w - pad_w + kj], zero outside
 // the image. Rows are `ld` floats apart.
 void im2col(const Conv2dShape& s, const float* x, int64_t row0, int64_t row1, float* cols, int64_t ld) {
-  const int64_t ow_count = s.out_w;
+  const Band band(s, row0, row1);
+  const int64_t first = band.first(s), last = band.last(s), taps = s.kh * s.kw;
+  float* padded = band_scratch.get(band.rows * band.cols);
+  std::fill(padded, padded + band.rows * band.cols, 0.0f);
   for (int64_t c = 0; c < s.c_in; ++c) {
     const float* xc = x + c * s.h * s.w;
-    for (int64_t ki = 0; ki < s.kh; ++ki) {
-      const TapSpan rows = tap_span(s.out_h, s.h, s.stride_h, s.pad_h, ki);
-      const int64_t valid0 = std::clamp(rows.begin, row0, row1), valid1 = std::clamp(rows.end, valid0, row1);
-      for (int64_t kj = 0; kj < s.kw; ++kj) {
-        const TapSpan cs = tap_span(ow_count, s.w, s.stride_w, s.pad_w, kj);
-        const int64_t shift = kj - s.pad_w;
-        float* row = cols + ((c * s.kh + ki) * s.kw + kj) * ld;
-        std::fill(row, row + (valid0 - row0) * ow_count, 0.0f);
-        for (int64_t oh = valid0; oh < valid1; ++oh) {
-          const float* in = xc + (oh * s.stride_h - s.pad_h + ki) * s.w;
-          float* out = row + (oh - row0) * ow_count;
-          std::fill(out, out + cs.begin, 0.0f);
-          if (s.stride_w == 1) {  // rows are short: a plain loop beats a memcpy call
-            for (int64_t ow = cs.begin; ow < cs.end; ++ow) out[ow] = in[ow + shift];
-          } else {
-            for (int64_t ow = cs.begin; ow < cs.end; ++ow) out[ow] = in[ow * s.stride_w + shift];
-          }
-          std::fill(out + cs.end, out + ow_count, 0.0f);
-        }
-        std::fill(row + (valid1 - row0) * ow_count, row + (row1 - row0) * ow_count, 0.0f);
+    for (int64_t r = band.begin(); r < band.end(s); ++r)
+      std::copy(xc + (band.top + r) * s.w + first - s.pad_w, xc + (band.top + r) * s.w + last - s.pad_w,
+                padded + r * band.cols + first);
+    float* cols_c = cols + c * taps * ld;
+    for_each_tap(s, band, row1 - row0, [&](int64_t offset, int64_t t, int64_t column) {
+      const float* in = padded + offset;
+      float* out = cols_c + t * ld + column;
+      if (s.stride_w == 1) {  // rows are short: a plain loop beats a memcpy call
+        for (int64_t ow = 0; ow < s.out_w; ++ow) out[ow] = in[ow];
+      } else {
+        for (int64_t ow = 0; ow < s.out_w; ++ow) out[ow] = in[ow * s.stride_w];
       }
-    }
+    });
   }
 }
 
 // The adjoint of im2col: adds each entry of output rows [row0, row1) of a column matrix (rows
-// `ld` floats apart) to the input position it was read from.
+// `ld` floats apart) to the input position it was read from (summed in the padded band first).
 void col2im(const Conv2dShape& s, const float* cols, int64_t ld, int64_t row0, int64_t row1, float* dx) {
-  const int64_t ow_count = s.out_w;
+  const Band band(s, row0, row1);
+  const int64_t first = band.first(s), last = band.last(s), taps = s.kh * s.kw;
+  float* padded = band_scratch.get(band.rows * band.cols);
   for (int64_t c = 0; c < s.c_in; ++c) {
-    float* dxc = dx + c * s.h * s.w;
-    for (int64_t ki = 0; ki < s.kh; ++ki) {
-      const TapSpan rows = tap_span(s.out_h, s.h, s.stride_h, s.pad_h, ki);
-      const int64_t valid0 = std::clamp(rows.begin, row0, row1), valid1 = std::clamp(rows.end, valid0, row1);
-      for (int64_t kj = 0; kj < s.kw; ++kj) {
-        const TapSpan cs = tap_span(ow_count, s.w, s.stride_w, s.pad_w, kj);
-        const int64_t shift = kj - s.pad_w;
-        const float* row = cols + ((c * s.kh + ki) * s.kw + kj) * ld;
-        for (int64_t oh = valid0; oh < valid1; ++oh) {
-          float* out = dxc + (oh * s.stride_h - s.pad_h + ki) * s.w;
-          const float* in = row + (oh - row0) * ow_count;
-          if (s.stride_w == 1) {
-            for (int64_t ow = cs.begin; ow < cs.end; ++ow) out[ow + shift] += in[ow];
-          } else {
-            for (int64_t ow = cs.begin; ow < cs.end; ++ow) out[ow * s.stride_w + shift] += in[ow];
-          }
-        }
+    std::fill(padded, padded + band.rows * band.cols, 0.0f);
+    const float* cols_c = cols + c * taps * ld;
+    for_each_tap(s, band, row1 - row0, [&](int64_t offset, int64_t t, int64_t column) {
+      float* out = padded + offset;
+      const float* in = cols_c + t * ld + column;
+      if (s.stride_w == 1) {
+        for (int64_t ow = 0; ow < s.out_w; ++ow) out[ow] += in[ow];
+      } else {
+        for (int64_t ow = 0; ow < s.out_w; ++ow) out[ow * s.stride_w] += in[ow];
       }
+    });
+    float* dxc = dx + c * s.h * s.w;
+    for (int64_t r = band.begin(); r < band.end(s); ++r) {
+      float* out = dxc + (band.top + r) * s.w - s.pad_w;
+      for (int64_t q = first; q < last; ++q) out[q] += padded[r * band.cols + q];
     }
   }
 }
 
-// Images per group: enough that the group's GEMM is kGroupColumns wide (small images then share
-// one GEMM instead of each repacking the weight), no more than fit kGroupFloats of buffers, and
-// chosen from the shape alone so that results never depend on the thread count.
-int64_t group_size(const Conv2dShape& s) {
+// Images per group: enough that the group's GEMM is kGroupColumns wide, no more than fit `floats`
+// of buffers, and chosen from the shape alone so that results never depend on the thread count.
+int64_t group_size(const Conv2dShape& s, int64_t floats = kGroupFloats) {
   const int64_t plane = s.out_plane();
   const int64_t wanted = (kGroupColumns + plane - 1) / plane;
-  const int64_t affordable = kGroupFloats / ((s.col_rows() + s.c_out) * plane);
+  const int64_t affordable = floats / ((s.col_rows() + s.c_out) * plane);
   return std::clamp(std::min(wanted, affordable), int64_t{1}, std::max<int64_t>(s.n, 1));
 }
 
 // Calls body(first, count) for the groups of images [first, first + count): groups spread over the
-// pool when there are enough to occupy it, otherwise one after another so that the work inside
-// each uses the pool. Each group's result is the same either way.
+// pool when there are at least kParallelGroups, otherwise one after another so that the work
+// inside each uses the pool. Each group's result is the same either way.
 void for_each_group(int64_t n, int64_t group, const std::function<void(int64_t, int64_t)>& body) {
   const int64_t groups = (n + group - 1) / group;
   auto run = [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g) body(g * group, std::min(group, n - g * group));
   };
-  if (groups >= num_threads()) {
+  if (groups >= kParallelGroups) {
     parallel_for(0, groups, 1, run);
   } else {
     run(0, groups);
@@ -215,6 +244,8 @@ double plane_sum(const float* p, int64_t size) {
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, const float* bias, float* y) {
   const int64_t k = s.col_rows(), plane = s.out_plane(), out_image = s.c_out * plane;
+  const PackedA& w = packed_weight;
+  packed_weight.pack(false, s.c_out, k, weight, k);
   for_each_group(s.n, group_size(s), [&](int64_t first, int64_t count) {
     for_each_tile(s, first, count, [&](const Tile& t) {
       // out [c_out, columns] = weight [c_out, k] x cols [k, columns]; a lone image's output is
@@ -224,7 +255,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, c
       const Operand cols = tile_columns(s, x, t, buffer);
       float* out = t.count == 1 ? y + t.first * out_image + t.row0 * s.out_w : buffer + k * columns;
       const int64_t ld_out = t.count == 1 ? plane : columns;
-      gemm(false, false, s.c_out, columns, k, 1.0f, weight, k, cols.data, cols.ld, 0.0f, out, ld_out);
+      gemm(w, false, columns, 1.0f, cols.data, cols.ld, 0.0f, out, ld_out);
       if (t.count == 1 && bias == nullptr) return;
       for_each_in_tile(t, [&](int64_t g) {
         for (int64_t co = 0; co < s.c_out; ++co) {
@@ -240,11 +271,13 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, c
 
 void conv2d_backward_input(const Conv2dShape& s, const float* dy, const float* weight, float* dx) {
   const int64_t k = s.col_rows(), plane = s.out_plane(), in_image = s.c_in * s.h * s.w;
+  const PackedA& w_t = packed_weight;
+  packed_weight.pack(true, k, s.c_out, weight, k);
   for_each_group(s.n, group_size(s), [&](int64_t first, int64_t count) {
     if (s.pointwise() && count == 1) {  // dx = weight^T x dy, in place
       const Tile t{first, 1, 0, s.out_h};
       const Operand grad = tile_gradient(s, dy, t, nullptr);
-      gemm(true, false, k, plane, s.c_out, 1.0f, weight, k, grad.data, grad.ld, 0.0f, dx + first * in_image, plane);
+      gemm(w_t, false, plane, 1.0f, grad.data, grad.ld, 0.0f, dx + first * in_image, plane);
       return;
     }
     std::fill(dx + first * in_image, dx + (first + count) * in_image, 0.0f);
@@ -253,7 +286,7 @@ void conv2d_backward_input(const Conv2dShape& s, const float* dy, const float* w
       const int64_t columns = t.columns(s), width = t.image_columns(s);
       float* buffer = scratch.get((k + s.c_out) * columns);
       const Operand grad = tile_gradient(s, dy, t, buffer + k * columns);
-      gemm(true, false, k, columns, s.c_out, 1.0f, weight, k, grad.data, grad.ld, 0.0f, buffer, columns);
+      gemm(w_t, false, columns, 1.0f, grad.data, grad.ld, 0.0f, buffer, columns);
       for_each_in_tile(
           t, [&](int64_t g) { col2im(s, buffer + g * width, columns, t.row0, t.row1, dx + (t.first + g) * in_image); });
     });
@@ -266,7 +299,7 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
     std::fill(dweight, dweight + weight_size, 0.0f);
     return;
   }
-  const int64_t group = group_size(s), groups = (s.n + group - 1) / group;
+  const int64_t group = group_size(s, kWeightGradGroupFloats), groups = (s.n + group - 1) / group;
   if (weight_size > kSmallWeight || groups == 1) {
     // Groups in order, each GEMM spread over the pool, accumulating into dweight.
     for (int64_t g = 0; g < groups; ++g)

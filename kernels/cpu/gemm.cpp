@@ -8,7 +8,8 @@
 // blocks of an in-order FMA chain over the block, whatever tile or chunk computes it; so neither
 // the chunking nor the thread count can change a bit. Work per call: one parallel pass packs a
 // super-block of A and B into a buffer shared by all threads, one parallel pass runs the
-// microkernels over disjoint C tiles (tile sizes chosen from the shape alone).
+// microkernels over disjoint C tiles (tile sizes chosen from the shape alone). A PackedA holds all
+// of op(A)'s KC blocks in the same layout, packed once; its products then pack only B.
 //
 // Without AVX-512 or AVX2+FMA: single-threaded Eigen products on C blocks spread over the pool.
 #include "kernels/cpu/gemm.hpp"
@@ -16,13 +17,13 @@
 #include "kernels/cpu/parallel.hpp"
 
 #include <algorithm>
+#include <new>
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #define FLEXNN_GEMM_PACKED 1
 #include <immintrin.h>
 
 #include <cmath>
-#include <new>
 #else
 #include <Eigen/Core>
 #endif
@@ -217,22 +218,24 @@ struct Plan {
   int64_t super_n;     // columns per super-block, a multiple of NR
   int64_t tile_m;      // compute tile rows, a multiple of MR
   int64_t tile_n;      // compute tile columns, a multiple of NR
+  const float* a_packed;  // all of op(A) packed in advance (a PackedA), or null
 
   int64_t block_depth(int64_t kb) const { return std::min(kc, k - kb * kc); }
 };
 
 Plan make_plan(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-               const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  Plan p{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0, 0, 0, 0, 0, 0, 0};
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const float* a_packed = nullptr) {
+  Plan p{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0, 0, 0, 0, 0, 0, 0, a_packed};
   p.k_blocks = ceil_div(k, kKC);
   p.kc = ceil_div(k, p.k_blocks);  // balanced blocks: no sliver at the end
   p.m_panels = ceil_div(m, kMR);
   const int64_t m_pad = p.m_panels * kMR, n_pad = round_up(n, kNR);
-  // Super-block: as many KC blocks as keep A's part within half the budget, then as many columns
-  // as fill the rest.
-  p.super_kb = std::clamp(kPackBudget / 2 / (m_pad * p.kc), int64_t{1}, p.k_blocks);
+  // Super-block: as many KC blocks as keep A's part within half the budget (all of B's width
+  // within the budget when A is packed in advance), then as many columns as fill the rest.
+  const int64_t a_pad = a_packed != nullptr ? 0 : m_pad;
+  p.super_kb = std::clamp(kPackBudget / ((a_pad > 0 ? 2 * a_pad : n_pad) * p.kc), int64_t{1}, p.k_blocks);
   const int64_t depth = p.super_kb * p.kc;
-  p.super_n = std::clamp((kPackBudget - m_pad * depth) / depth / kNR * kNR, kNR, n_pad);
+  p.super_n = std::clamp((kPackBudget - a_pad * depth) / depth / kNR * kNR, kNR, n_pad);
   // Tiles: start from kMC x kNC and halve (columns first: a tile's rows of A stay in L2 while B's
   // panels stream through) while there are too few chunks and each would still have enough work.
   const int64_t n_span = std::min(p.super_n, n_pad);
@@ -318,14 +321,17 @@ void compute_super_block(const Plan& p, int64_t kb0, int64_t kbs, int64_t n0, in
 
 void packed_gemm(const Plan& p) {
   const int64_t m_pad = p.m_panels * kMR;
-  const int64_t a_floats = round_up(p.super_kb * p.kc * m_pad, 16);  // B's panels stay 64-byte aligned
-  float* a_packed = packed_buffer.get(a_floats + p.super_kb * p.kc * p.super_n);
-  float* b_packed = a_packed + a_floats;
+  const bool prepacked = p.a_packed != nullptr;
+  // B's panels stay 64-byte aligned.
+  const int64_t a_floats = prepacked ? 0 : round_up(p.super_kb * p.kc * m_pad, 16);
+  float* buffer = packed_buffer.get(a_floats + p.super_kb * p.kc * p.super_n);
+  float* b_packed = buffer + a_floats;
   for (int64_t kb0 = 0; kb0 < p.k_blocks; kb0 += p.super_kb) {
     const int64_t kbs = std::min(p.super_kb, p.k_blocks - kb0);
+    const float* a_packed = prepacked ? p.a_packed + kb0 * p.kc * m_pad : buffer;
     for (int64_t n0 = 0; n0 < p.n; n0 += p.super_n) {
       const int64_t nw = std::min(p.super_n, p.n - n0);
-      pack_super_block(p, kb0, kbs, n0 == 0, n0, nw, a_packed, b_packed);
+      pack_super_block(p, kb0, kbs, n0 == 0 && !prepacked, n0, nw, buffer, b_packed);
       compute_super_block(p, kb0, kbs, n0, nw, a_packed, b_packed);
     }
   }
@@ -382,6 +388,42 @@ int64_t block_size(int64_t extent) { return std::max<int64_t>(64, ((extent + 7) 
 #endif
 
 }  // namespace
+
+void PackedA::AlignedDelete::operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
+
+void PackedA::pack(bool trans_a, int64_t m, int64_t k, const float* a, int64_t lda) {
+  trans_ = trans_a;
+  m_ = m;
+  k_ = k;
+  source_ = a;
+  ld_ = lda;
+#if defined(FLEXNN_GEMM_PACKED)
+  if (m <= 0 || k <= 0) return;
+  const Plan p = make_plan(trans_a, false, m, 1, k, 1.0f, a, lda, nullptr, 0, 0.0f, nullptr, 0);
+  const int64_t size = p.m_panels * kMR * k;  // every KC block's panels, block after block
+  if (size > capacity_) {
+    const std::size_t bytes = static_cast<std::size_t>(size) * sizeof(float);
+    data_.reset(static_cast<float*>(::operator new[](bytes, std::align_val_t{64})));
+    capacity_ = size;
+  }
+  pack_super_block(p, 0, p.k_blocks, true, 0, 0, data_.get(), nullptr);
+#endif
+}
+
+void gemm(const PackedA& a, bool trans_b, int64_t n, float alpha, const float* b, int64_t ldb, float beta, float* c,
+          int64_t ldc) {
+#if defined(FLEXNN_GEMM_PACKED)
+  if (a.m_ <= 0 || n <= 0) return;
+  if (a.k_ <= 0 || alpha == 0.0f) {
+    scale(a.m_, n, beta, c, ldc);
+    return;
+  }
+  packed_gemm(
+      make_plan(a.trans_, trans_b, a.m_, n, a.k_, alpha, a.source_, a.ld_, b, ldb, beta, c, ldc, a.data_.get()));
+#else
+  gemm(a.trans_, trans_b, a.m_, n, a.k_, alpha, a.source_, a.ld_, b, ldb, beta, c, ldc);
+#endif
+}
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {

@@ -267,6 +267,12 @@ TEST_CASE("conv2d gradients match direct loops", "[conv]") {
       {{2, 16, 84, 84}, {16, 16, 3, 3}, true, 1, 1},     // bands
       {{1, 16, 170, 170}, {16, 16, 3, 3}, true, 2, 1},   // bands whose input rows overlap
       {{1, 40, 120, 120}, {48, 40, 1, 1}, false, 1, 0},  // pointwise bands
+      // Small planes: a few groups that each use the pool (the weight packed once per call), and
+      // padding wider than the kernel reaches, so whole windows and band rows are padding.
+      {{70, 64, 7, 7}, {64, 64, 3, 3}, true, 1, 1},
+      {{6, 3, 2, 2}, {4, 3, 3, 3}, true, 1, 2},
+      {{5, 2, 3, 4}, {3, 2, 3, 2}, false, 2, {2, 3}},
+      {{3, 2, 2, 3}, {3, 2, 1, 1}, true, 1, 1},  // 1x1 kernel with padding: im2col path
   };
   for (const ConvCase& c : cases) {
     CAPTURE(shape_str(c.x), shape_str(c.w));
@@ -299,6 +305,7 @@ TEST_CASE("conv2d results do not depend on the thread count", "[conv]") {
       {{16, 32, 32, 32}, {16, 32, 3, 3}, true, 1, 1},  // several groups, small weight
       {{8, 64, 16, 16}, {32, 64, 3, 3}, true, 1, 1},   // several groups, larger weight
       {{2, 16, 84, 84}, {16, 16, 3, 3}, true, 1, 1},   // lone images in bands of rows
+      {{70, 64, 7, 7}, {64, 64, 3, 3}, true, 1, 1},    // a few groups, each GEMM over the pool
   };
   for (const ConvCase& c : cases) {
     CAPTURE(shape_str(c.x), shape_str(c.w));

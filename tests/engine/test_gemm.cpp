@@ -1,7 +1,7 @@
 // Tests of cpu::gemm against a direct double-precision loop written here: every transpose
 // combination, odd and edge sizes in each dimension, K crossing several blocks, leading dimensions
-// wider than the matrices, alpha and beta (beta = 0 must ignore NaN in C), and bit-identical
-// results for any thread count.
+// wider than the matrices, alpha and beta (beta = 0 must ignore NaN in C), bit-identical
+// results for any thread count, and products with a PackedA bit-identical to the plain ones.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
@@ -140,6 +140,54 @@ TEST_CASE("gemm is bit-identical for any thread count", "[gemm]") {
         CHECK(std::memcmp(results[0].data(), results[2].data(), results[0].size() * sizeof(float)) == 0);
       }
   cpu::set_num_threads(saved);
+}
+
+TEST_CASE("gemm with a packed A is bit-identical to gemm, for any thread count", "[gemm]") {
+  const int saved = cpu::num_threads();
+  struct PackedCase {
+    bool trans_a, trans_b;
+    int64_t m, n, k;
+    float alpha, beta;
+  };
+  // Edge tiles in M and N, one and several K blocks, a PackedA packed with one thread count and
+  // used with another, and one PackedA object repacked for every case (smaller after larger).
+  const std::vector<PackedCase> cases = {
+      {false, false, 512, 196, 4608, 1.0f, 0.0f},  // a convolution's weight x a group's columns
+      {true, false, 4608, 196, 512, 1.0f, 0.0f},   // its transpose x a group's output gradient
+      {false, true, 37, 45, 13, 0.5f, 0.25f},       {true, true, 9, 70, 900, -1.5f, 1.0f},
+      {false, false, 1, 1, 1, 2.0f, 0.0f},          {true, false, 130, 33, 1000, 1.0f, 0.5f},
+      {false, false, 9, 40, 0, 1.0f, 0.5f},  // K = 0: C scaled by beta
+  };
+  cpu::PackedA packed;
+  for (const PackedCase& t : cases) {
+    const int64_t pad = 3;
+    const int64_t lda = (t.trans_a ? t.m : t.k) + pad, ldb = (t.trans_b ? t.k : t.n) + pad, ldc = t.n + pad;
+    const std::vector<float> a = random_values((t.trans_a ? t.k : t.m) * lda, 7);
+    const std::vector<float> b = random_values((t.trans_b ? t.n : t.k) * ldb, 8);
+    std::vector<float> c_init = random_values(t.m * ldc, 9);
+    if (t.beta == 0.0f) c_init[0] = std::numeric_limits<float>::quiet_NaN();  // must be ignored
+    std::vector<float> expected = c_init;
+    cpu::set_num_threads(1);
+    cpu::gemm(t.trans_a, t.trans_b, t.m, t.n, t.k, t.alpha, a.data(), lda, b.data(), ldb, t.beta, expected.data(), ldc);
+    packed.pack(t.trans_a, t.m, t.k, a.data(), lda);
+    REQUIRE(packed.m() == t.m);
+    REQUIRE(packed.k() == t.k);
+    for (int threads : {1, 2, 3}) {
+      cpu::set_num_threads(threads);
+      std::vector<float> c = c_init;
+      cpu::gemm(packed, t.trans_b, t.n, t.alpha, b.data(), ldb, t.beta, c.data(), ldc);
+      INFO("trans_a " << t.trans_a << " trans_b " << t.trans_b << " m " << t.m << " n " << t.n << " k " << t.k
+                      << " threads " << threads);
+      CHECK(std::memcmp(c.data(), expected.data(), c.size() * sizeof(float)) == 0);
+    }
+  }
+  cpu::set_num_threads(saved);
+  // A PackedA of a fresh object matches too (no state carried over from the repacked one).
+  const std::vector<float> a = random_values(20 * 30, 10), b = random_values(30 * 50, 11);
+  std::vector<float> c1(20 * 50), c2(20 * 50);
+  cpu::gemm(false, false, 20, 50, 30, 1.0f, a.data(), 30, b.data(), 50, 0.0f, c1.data(), 50);
+  cpu::gemm(cpu::PackedA(false, 20, 30, a.data(), 30), false, 50, 1.0f, b.data(), 50, 0.0f, c2.data(), 50);
+  CHECK(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0);
 }
 
 }  // namespace
