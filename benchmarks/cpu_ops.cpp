@@ -18,8 +18,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <vector>
+
+#include <sys/resource.h>
 
 namespace {
 
@@ -74,22 +77,22 @@ struct Timing {
   int reps;
 };
 
-// Runs fn once to warm up (and to size the run), then `reps` timed repetitions: at least
-// min_reps and about target_s seconds in all. Returns the median.
+// Runs fn once to warm up, then times it until it has run at least min_reps times and for at
+// least target_s seconds in all (at most 1000 times). Returns the median.
 Timing time_median(const std::function<void()>& fn, int min_reps, double target_s) {
   using Clock = std::chrono::steady_clock;
-  auto timed = [&] {
+  fn();
+  std::vector<double> ms;
+  double total_ms = 0;
+  while (ms.size() < static_cast<std::size_t>(min_reps) || (total_ms < target_s * 1e3 && ms.size() < 1000)) {
     const auto start = Clock::now();
     fn();
-    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-  };
-  const double warm_ms = timed();
-  const int reps = std::clamp(static_cast<int>(std::ceil(target_s * 1e3 / std::max(warm_ms, 1e-3))), min_reps, 1000);
-  std::vector<double> ms(static_cast<std::size_t>(reps));
-  for (double& t : ms) t = timed();
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    total_ms += ms.back();
+  }
   std::sort(ms.begin(), ms.end());
   const std::size_t mid = ms.size() / 2;
-  return {ms.size() % 2 == 1 ? ms[mid] : 0.5 * (ms[mid - 1] + ms[mid]), reps};
+  return {ms.size() % 2 == 1 ? ms[mid] : 0.5 * (ms[mid - 1] + ms[mid]), static_cast<int>(ms.size())};
 }
 
 // The tensors of one case; which of x, weight and bias require grad is set per measurement.
@@ -161,6 +164,15 @@ nlohmann::json run_case(const Case& c, const Options& opt) {
   return row;
 }
 
+// CPU time this process has used, all threads, user and system (run_cpu_ops.sh subtracts it from
+// the machine's busy time to see how much other work competed with the benchmark).
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 // Writes through a temporary file and a rename, so a crash never leaves half a file.
 void write_json(const std::string& path, const nlohmann::json& doc) {
   const std::filesystem::path target(path);
@@ -180,20 +192,29 @@ int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"bench_cpu_ops: linear and conv2d forward / forward+backward GFLOP/s on the CPU at the paper's shapes"};
   app.add_option("--threads", opt.threads, "threads (default: FLEXNN_NUM_THREADS, else all hardware threads)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1024));
   app.add_option("--json", opt.json_path, "write the results to this JSON file");
   app.add_option("--filter", opt.filter, "run only the cases whose name contains this substring");
   app.add_flag("--quick", opt.quick, "2 repetitions per measurement (a smoke test, not a measurement)");
   app.add_flag("--breakdown", opt.breakdown, "also time forward + the input gradient, and forward + the weight gradient");
   CLI11_PARSE(app, argc, argv);
 
+  std::vector<Case> cases;
+  std::copy_if(kCases.begin(), kCases.end(), std::back_inserter(cases),
+               [&](const Case& c) { return c.name.find(opt.filter) != std::string::npos; });
+  if (cases.empty()) {
+    std::string names;
+    for (const Case& c : kCases) names += (names.empty() ? "" : ", ") + c.name;
+    fmt::print(stderr, "error: no case matches --filter '{}' (cases: {})\n", opt.filter, names);
+    return 2;
+  }
+
   try {
     if (opt.threads > 0) flexnn::cpu::set_num_threads(opt.threads);
     nlohmann::json results = nlohmann::json::array();
     fmt::print("{:<22} {:>10} {:>10} {:>12} {:>12}\n", "case", "fwd ms", "fwd+bwd ms", "fwd GFLOP/s",
                "f+b GFLOP/s");
-    for (const Case& c : kCases) {
-      if (c.name.find(opt.filter) == std::string::npos) continue;
+    for (const Case& c : cases) {
       nlohmann::json row = run_case(c, opt);
       fmt::print("{:<22} {:>10.3f} {:>10.3f} {:>12.1f} {:>12.1f}\n", c.name, row["fwd_ms"].get<double>(),
                  row["fwdbwd_ms"].get<double>(), row["fwd_gflops"].get<double>(),
@@ -207,7 +228,8 @@ int main(int argc, char** argv) {
                                    {{"version", FLEXNN_VERSION},
                                     {"compiler", __VERSION__},
                                     {"threads", flexnn::cpu::num_threads()},
-                                    {"quick", opt.quick}}},
+                                    {"quick", opt.quick},
+                                    {"cpu_seconds", cpu_seconds()}}},
                                   {"results", results}};
       write_json(opt.json_path, doc);
     }

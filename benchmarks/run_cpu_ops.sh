@@ -40,6 +40,10 @@ cmake --build "$build_dir" --target bench_cpu_ops -j "$threads" >/dev/null
 export FLEXNN_NUM_THREADS=$threads OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
 out="$build_dir/bench"
 mkdir -p "$out"
+# Other work on the machine skews both frameworks (OpenMP's spinning barriers most). The CPU time
+# all processes used during the rounds, less the benchmarks' own, measures it (/proc/stat ticks).
+cpu_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
+ticks_before=$(cpu_ticks)
 for ((r = 1; r <= rounds; r++)); do
   echo "== round $r/$rounds: flexnn" >&2
   "$build_dir/bin/bench_cpu_ops" --threads "$threads" --json "$out/flexnn_$r.json" "${extra[@]}" >&2
@@ -47,12 +51,15 @@ for ((r = 1; r <= rounds; r++)); do
   "$python" "$root/benchmarks/torch_cpu_ops.py" --threads "$threads" --json "$out/torch_$r.json" "${extra[@]}" >&2
 done
 
-"$python" - "$out" "$rounds" "$threads" <<'EOF'
+ticks_after=$(cpu_ticks)
+
+"$python" - "$out" "$rounds" "$threads" $ticks_before $ticks_after <<'EOF'
 import json
 import os
 import sys
 
 out, rounds, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+busy_before, total_before, busy_after, total_after = (int(v) for v in sys.argv[4:8])
 # How often each convolution shape occurs in the paper's VGG16 (for the whole-network row).
 VGG16_LAYERS = {"conv_b1_3to64": 1, "conv_b1_64to64_flex": 1, "conv_b2_64to128": 1, "conv_b2_128": 1,
                 "conv_b3_128to256": 1, "conv_b3_256": 2, "conv_b4_256to512": 1, "conv_b4_512": 2,
@@ -73,11 +80,14 @@ def best_of(framework):
     for row in best.values():
         row["fwd_gflops"] = row["fwd_flop"] / (row["fwd_ms"] * 1e6)
         row["fwdbwd_gflops"] = 3 * row["fwd_flop"] / (row["fwdbwd_ms"] * 1e6)
-    return runs[0]["metadata"], best
+    return runs[0]["metadata"], best, sum(run["metadata"]["cpu_seconds"] for run in runs)
 
 
-flex_meta, flex = best_of("flexnn")
-torch_meta, torch = best_of("torch")
+flex_meta, flex, flex_cpu_s = best_of("flexnn")
+torch_meta, torch, torch_cpu_s = best_of("torch")
+ticks_per_s = os.sysconf("SC_CLK_TCK")
+wall_s = (total_after - total_before) / ticks_per_s / os.cpu_count()
+other_cpus = max(0.0, ((busy_after - busy_before) / ticks_per_s - flex_cpu_s - torch_cpu_s) / wall_s)
 for name in flex:
     if name not in torch or flex[name]["shape"] != torch[name]["shape"]:
         sys.exit(f"run_cpu_ops.sh: case {name} differs between cpu_ops.cpp and torch_cpu_ops.py")
@@ -114,10 +124,14 @@ if all("fwd_dx_ms" in row for row in list(flex.values()) + list(torch.values()))
             cells += [row["fwd_ms"], dx, dw, row["fwdbwd_ms"] - row["fwd_ms"] - dx - dw]
         print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in cells) + " |")
 
-merged = {"threads": threads, "rounds": rounds, "flexnn": {"metadata": flex_meta, "results": list(flex.values())},
+merged = {"threads": threads, "rounds": rounds, "other_cpus": other_cpus, "cpus": os.cpu_count(), "flexnn": {"metadata": flex_meta, "results": list(flex.values())},
           "pytorch": {"metadata": torch_meta, "results": list(torch.values())}, "vgg16_convs": summary}
 with open(os.path.join(out, "cpu_ops.json.tmp"), "w") as f:
     json.dump(merged, f, indent=2)
 os.replace(os.path.join(out, "cpu_ops.json.tmp"), os.path.join(out, "cpu_ops.json"))
-print(f"\n(results: {os.path.join(out, 'cpu_ops.json')})")
+print(f"\n(results: {os.path.join(out, 'cpu_ops.json')}; other processes kept {other_cpus:.2f} of "
+      f"{os.cpu_count()} CPUs busy on average during the rounds)")
+if other_cpus > 0.1 and os.cpu_count() - other_cpus < threads:
+    print("warning: other processes competed for the CPUs; the timings are noisy, run again when idle",
+          file=sys.stderr)
 EOF

@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import statistics
 import sys
 import time
@@ -19,8 +20,9 @@ try:
     import torch
     import torch.nn.functional as F
 except ImportError as missing:
-    sys.exit(f"error: PyTorch is not installed ({missing}); run `bash tools/setup.sh --bench` "
-             "and use Debian's /usr/bin/python3")
+    print(f"error: PyTorch is not installed ({missing}); run `bash tools/setup.sh --bench` "
+          "and use Debian's /usr/bin/python3", file=sys.stderr)
+    sys.exit(2)
 
 
 class Case:
@@ -63,16 +65,15 @@ CASES = [
 
 
 def time_median(fn, min_reps, target_s):
-    """One warm-up call (which also sizes the run), then at least min_reps timed calls lasting
-    about target_s seconds in all; returns (median ms, reps)."""
-    def timed():
+    """One warm-up call, then timed calls until there are at least min_reps of them and they took at
+    least target_s seconds in all (at most 1000 calls); returns (median ms, reps)."""
+    fn()
+    ms = []
+    while len(ms) < min_reps or (sum(ms) < target_s * 1e3 and len(ms) < 1000):
         start = time.perf_counter()
         fn()
-        return (time.perf_counter() - start) * 1e3
-
-    warm_ms = timed()
-    reps = min(max(math.ceil(target_s * 1e3 / max(warm_ms, 1e-3)), min_reps), 1000)
-    return statistics.median(timed() for _ in range(reps)), reps
+        ms.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(ms), len(ms)
 
 
 class Operands:
@@ -169,14 +170,15 @@ def main():
     parser.add_argument("--breakdown", action="store_true",
                         help="also time forward + the input gradient, and forward + the weight gradient")
     args = parser.parse_args()
+    cases = [case for case in CASES if args.filter in case.name]
+    if not cases:
+        parser.error(f"no case matches --filter '{args.filter}' (cases: {', '.join(c.name for c in CASES)})")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
     results = []
     print(f"{'case':<22} {'fwd ms':>10} {'fwd+bwd ms':>10} {'fwd GFLOP/s':>12} {'f+b GFLOP/s':>12}")
-    for case in CASES:
-        if args.filter not in case.name:
-            continue
+    for case in cases:
         row = run_case(case, args)
         print(f"{case.name:<22} {row['fwd_ms']:>10.3f} {row['fwdbwd_ms']:>10.3f} "
               f"{row['fwd_gflops']:>12.1f} {row['fwdbwd_gflops']:>12.1f}", flush=True)
@@ -184,7 +186,8 @@ def main():
     if args.json:
         metadata = {"version": torch.__version__, "threads": torch.get_num_threads(), "quick": args.quick,
                     "config": config_lines(), "libraries": loaded_libraries(),
-                    "mkldnn_enabled": torch.backends.mkldnn.is_available()}
+                    "mkldnn_enabled": torch.backends.mkldnn.is_available(),
+                    "cpu_seconds": sum(resource.getrusage(resource.RUSAGE_SELF)[:2])}
         write_json(args.json, {"framework": "pytorch", "metadata": metadata, "results": results})
 
 
