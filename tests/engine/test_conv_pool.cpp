@@ -328,6 +328,59 @@ TEST_CASE("conv2d results do not depend on the thread count", "[conv]") {
   }
 }
 
+TEST_CASE("conv2d per-tap path matches direct loops and the thread count does not matter", "[conv]") {
+  // At least 64 input channels on small padded planes: the forward pass and input gradient go one
+  // GEMM per kernel tap over the positions it reads inside the image. Covers strides, taps that
+  // never read inside the image (padding 2 on a 2x2 plane), partial and whole-plane taps.
+  Generator gen(19);
+  const std::vector<ConvCase> cases = {
+      {{12, 64, 3, 3}, {16, 64, 3, 3}, true, 1, 1},
+      {{5, 64, 5, 4}, {8, 64, 3, 2}, false, {2, 1}, 1},
+      {{3, 64, 2, 2}, {4, 64, 3, 3}, true, 1, 2},
+      {{4, 96, 7, 7}, {24, 96, 3, 3}, true, 1, 1},
+  };
+  for (const ConvCase& c : cases) {
+    CAPTURE(shape_str(c.x), shape_str(c.w));
+    Tensor x = Tensor::randn(c.x, gen).requires_grad_();
+    Tensor w = Tensor::randn(c.w, gen, 0.0f, 0.1f).requires_grad_();
+    Tensor b = c.bias ? Tensor::randn({c.w[0]}, gen).requires_grad_() : Tensor();
+    Tensor y = ops::conv2d(x, w, b, c.stride, c.padding);
+    Shape expected_shape;
+    const std::vector<double> expected = naive_conv(x, w, b, c.stride, c.padding, expected_shape);
+    REQUIRE(y.shape() == expected_shape);
+    check_close(y.to_vector(), expected, 1e-5);
+    Tensor dy = Tensor::randn(y.shape(), gen);
+    y.backward(dy);
+    const NaiveConvGrads grads = naive_conv_grads(x, w, dy, c.stride, c.padding);
+    check_close(x.grad().to_vector(), grads.dx, 1e-5);
+    check_close(w.grad().to_vector(), grads.dw, 1e-5);
+  }
+  // Many groups of images, run in parallel (each GEMM serial), and a few groups, each over the pool.
+  const std::vector<ConvCase> identity_cases = {
+      {{80, 1024, 7, 7}, {16, 1024, 3, 3}, true, 1, 1},
+      {{30, 128, 3, 3}, {32, 128, 3, 3}, true, 1, 1},
+  };
+  for (const ConvCase& c : identity_cases) {
+    CAPTURE(shape_str(c.x), shape_str(c.w));
+    Tensor x = Tensor::randn(c.x, gen).requires_grad_();
+    Tensor w = Tensor::randn(c.w, gen).requires_grad_();
+    Tensor b = Tensor::randn({c.w[0]}, gen).requires_grad_();
+    auto f = [&](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in[2], c.stride, c.padding); };
+    Tensor dy = Tensor::randn(ops::conv2d(x.detach(), w.detach(), b.detach(), c.stride, c.padding).shape(), gen);
+    std::vector<std::vector<float>> results[2];
+    with_one_then_two_threads([&](int threads) {
+      results[threads - 1] = gradients(f, {x, w, b}, dy);
+      NoGradGuard no_grad;
+      results[threads - 1].push_back(f({x, w, b}).to_vector());
+    });
+    REQUIRE(results[0].size() == 4);
+    for (size_t k = 0; k < 4; ++k) {
+      CAPTURE(k);
+      CHECK(bit_identical(results[0][k], results[1][k]));
+    }
+  }
+}
+
 TEST_CASE("conv2d rejects bad inputs", "[conv]") {
   Generator gen(19);
   Tensor x = Tensor::randn({2, 3, 8, 8}, gen);
