@@ -298,6 +298,31 @@ TEST_CASE("conv2d gradients match direct loops", "[conv]") {
   }
 }
 
+namespace {
+
+// Checks that conv2d's output and its input, weight and bias gradients are bit-identical with 1 and 2 threads.
+void check_thread_count_independence(const ConvCase& c, Generator& gen) {
+  CAPTURE(shape_str(c.x), shape_str(c.w));
+  Tensor x = Tensor::randn(c.x, gen).requires_grad_();
+  Tensor w = Tensor::randn(c.w, gen).requires_grad_();
+  Tensor b = Tensor::randn({c.w[0]}, gen).requires_grad_();
+  auto f = [&](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in[2], c.stride, c.padding); };
+  Tensor dy = Tensor::randn(ops::conv2d(x.detach(), w.detach(), b.detach(), c.stride, c.padding).shape(), gen);
+  std::vector<std::vector<float>> results[2];
+  with_one_then_two_threads([&](int threads) {
+    results[threads - 1] = gradients(f, {x, w, b}, dy);
+    NoGradGuard no_grad;
+    results[threads - 1].push_back(f({x, w, b}).to_vector());
+  });
+  REQUIRE(results[0].size() == 4);
+  for (size_t k = 0; k < 4; ++k) {
+    CAPTURE(k);
+    CHECK(bit_identical(results[0][k], results[1][k]));
+  }
+}
+
+}  // namespace
+
 TEST_CASE("conv2d results do not depend on the thread count", "[conv]") {
   Generator gen(17);
   const std::vector<ConvCase> cases = {
@@ -307,25 +332,7 @@ TEST_CASE("conv2d results do not depend on the thread count", "[conv]") {
       {{2, 16, 84, 84}, {16, 16, 3, 3}, true, 1, 1},   // lone images in bands of rows
       {{70, 64, 7, 7}, {64, 64, 3, 3}, true, 1, 1},    // a few groups, each GEMM over the pool
   };
-  for (const ConvCase& c : cases) {
-    CAPTURE(shape_str(c.x), shape_str(c.w));
-    Tensor x = Tensor::randn(c.x, gen).requires_grad_();
-    Tensor w = Tensor::randn(c.w, gen).requires_grad_();
-    Tensor b = Tensor::randn({c.w[0]}, gen).requires_grad_();
-    auto f = [&](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in[2], c.stride, c.padding); };
-    Tensor dy = Tensor::randn(ops::conv2d(x.detach(), w.detach(), b.detach(), c.stride, c.padding).shape(), gen);
-    std::vector<std::vector<float>> results[2];
-    with_one_then_two_threads([&](int threads) {
-      results[threads - 1] = gradients(f, {x, w, b}, dy);
-      NoGradGuard no_grad;
-      results[threads - 1].push_back(f({x, w, b}).to_vector());
-    });
-    REQUIRE(results[0].size() == 4);
-    for (size_t k = 0; k < 4; ++k) {
-      CAPTURE(k);
-      CHECK(bit_identical(results[0][k], results[1][k]));
-    }
-  }
+  for (const ConvCase& c : cases) check_thread_count_independence(c, gen);
 }
 
 TEST_CASE("conv2d per-tap path matches direct loops and the thread count does not matter", "[conv]") {
@@ -360,25 +367,7 @@ TEST_CASE("conv2d per-tap path matches direct loops and the thread count does no
       {{80, 1024, 7, 7}, {16, 1024, 3, 3}, true, 1, 1},
       {{30, 128, 3, 3}, {32, 128, 3, 3}, true, 1, 1},
   };
-  for (const ConvCase& c : identity_cases) {
-    CAPTURE(shape_str(c.x), shape_str(c.w));
-    Tensor x = Tensor::randn(c.x, gen).requires_grad_();
-    Tensor w = Tensor::randn(c.w, gen).requires_grad_();
-    Tensor b = Tensor::randn({c.w[0]}, gen).requires_grad_();
-    auto f = [&](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in[2], c.stride, c.padding); };
-    Tensor dy = Tensor::randn(ops::conv2d(x.detach(), w.detach(), b.detach(), c.stride, c.padding).shape(), gen);
-    std::vector<std::vector<float>> results[2];
-    with_one_then_two_threads([&](int threads) {
-      results[threads - 1] = gradients(f, {x, w, b}, dy);
-      NoGradGuard no_grad;
-      results[threads - 1].push_back(f({x, w, b}).to_vector());
-    });
-    REQUIRE(results[0].size() == 4);
-    for (size_t k = 0; k < 4; ++k) {
-      CAPTURE(k);
-      CHECK(bit_identical(results[0][k], results[1][k]));
-    }
-  }
+  for (const ConvCase& c : identity_cases) check_thread_count_independence(c, gen);
 }
 
 TEST_CASE("conv2d rejects bad inputs", "[conv]") {
