@@ -4,6 +4,7 @@
 #pragma once
 
 #include "engine/tensor.hpp"
+#include "kernels/flexible_gate.hpp"
 
 #include <optional>
 #include <vector>
@@ -64,6 +65,22 @@ Tensor max_pool2d(const Tensor& x, Size2 kernel, std::optional<Size2> stride = s
                   bool ceil_mode = false);
 Tensor avg_pool2d(const Tensor& x, Size2 kernel, std::optional<Size2> stride = std::nullopt, Size2 padding = 0,
                   bool ceil_mode = false, bool count_include_pad = true);
+
+// The flexible layer's blend (the paper's Eq. 1; kernels/flexible_gate.hpp): max-pools x with
+// `pool` and blends the result m unit by unit with c, the convolution branch's output [N, C, H, W],
+// under gate_values [C, H, W] (thresholds T, or the random mode's 0/1 mask). x has C channels
+// (one to one) or 1 (its pooled map broadcast to all C). Gradients flow to c, to x through the
+// pool's first maxima, and to the thresholds; never to a mask. In one fused kernel each way.
+struct FlexiblePool {
+  Size2 kernel;
+  Size2 stride = 1;
+  Size2 padding = 0;
+};
+struct FlexibleStats {  // units that took the pool branch, accumulated over calls
+  int64_t pool_units = 0, units = 0;
+};
+Tensor flexible_blend(const Tensor& c, const Tensor& x, const Tensor& gate_values, FlexGate gate, float sharpness,
+                      const FlexiblePool& pool, FlexibleStats* stats = nullptr);
 
 // Batch normalisation over [N,C] or [N,C,H,W]. In training, batch statistics normalise and the
 // running statistics (if given) move by `momentum`, with the unbiased variance, as in torch.

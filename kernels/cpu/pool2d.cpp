@@ -89,25 +89,27 @@ int64_t pool_output_size(int64_t in, int64_t k, int64_t stride, int64_t pad, boo
   return out;
 }
 
+void max_pool2d_plane(const Pool2dShape& s, const float* x, float* y, int64_t* indices) {
+  for (int64_t oh = 0; oh < s.out_h; ++oh) {
+    float* best = y + oh * s.out_w;
+    int64_t* at = indices != nullptr ? indices + oh * s.out_w : scratch_row<int64_t>(s.out_w);
+    const TapSpan rows = window_rows(s, oh);
+    for (int64_t ow = 0; ow < s.out_w; ++ow) {
+      best[ow] = -std::numeric_limits<float>::infinity();
+      at[ow] = rows.begin * s.w + std::max<int64_t>(ow * s.stride_w - s.pad_w, 0);
+    }
+    for (int64_t ih = rows.begin; ih < rows.end; ++ih) {
+      for_each_tap(s, [&](TapSpan columns, int64_t shift) {
+        max_tap(x + ih * s.w, columns, s.stride_w, shift, ih * s.w, best, at);
+      });
+    }
+  }
+}
+
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* indices) {
   const int64_t in_plane = s.h * s.w, out_plane = s.out_h * s.out_w;
   for_each_plane(s, [&](int64_t p) {
-    const float* xp = x + p * in_plane;
-    for (int64_t oh = 0; oh < s.out_h; ++oh) {
-      const int64_t o = p * out_plane + oh * s.out_w;
-      float* best = y + o;
-      int64_t* at = indices != nullptr ? indices + o : scratch_row<int64_t>(s.out_w);
-      const TapSpan rows = window_rows(s, oh);
-      for (int64_t ow = 0; ow < s.out_w; ++ow) {
-        best[ow] = -std::numeric_limits<float>::infinity();
-        at[ow] = rows.begin * s.w + std::max<int64_t>(ow * s.stride_w - s.pad_w, 0);
-      }
-      for (int64_t ih = rows.begin; ih < rows.end; ++ih) {
-        for_each_tap(s, [&](TapSpan columns, int64_t shift) {
-          max_tap(xp + ih * s.w, columns, s.stride_w, shift, ih * s.w, best, at);
-        });
-      }
-    }
+    max_pool2d_plane(s, x + p * in_plane, y + p * out_plane, indices != nullptr ? indices + p * out_plane : nullptr);
   });
 }
 

@@ -25,6 +25,8 @@ int64_t pool_output_size(int64_t in, int64_t k, int64_t stride, int64_t pad, boo
 // h x w plane of the first maximum in row-major window order; as in torch, a NaN beats every
 // number, and a later NaN in the window replaces an earlier one.
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* indices);
+// max_pool2d_forward on one plane: x is h x w, y and indices (may be null) out_h x out_w.
+void max_pool2d_plane(const Pool2dShape& s, const float* x, float* y, int64_t* indices);
 // dx = dy scattered to the saved positions (overwrites dx).
 void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* indices, float* dx);
 

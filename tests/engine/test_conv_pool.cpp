@@ -15,12 +15,16 @@
 #include "engine/generator.hpp"
 #include "engine/ops.hpp"
 #include "gradcheck.hpp"
+#include "test_helpers.hpp"
 #include "kernels/cpu/parallel.hpp"
 
 namespace flexnn {
 namespace {
 
 using ops::Size2;
+using testing::bit_identical;
+using testing::error_message;
+using testing::with_one_then_two_threads;
 
 // conv2d and avg_pool2d are linear in each input, so central differences are exact for any step:
 // a larger step keeps float32 rounding in the outputs well below the tolerance.
@@ -169,31 +173,6 @@ std::vector<std::vector<float>> gradients(const std::function<Tensor(const std::
   for (const Tensor& t : inputs)
     if (t.requires_grad()) grads.push_back(t.grad().to_vector());
   return grads;
-}
-
-bool bit_identical(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-// Runs `body` with one thread, then with two, restoring the thread count afterwards.
-template <typename F>
-void with_one_then_two_threads(F body) {
-  const int saved = cpu::num_threads();
-  cpu::set_num_threads(1);
-  body(1);
-  cpu::set_num_threads(2);
-  body(2);
-  cpu::set_num_threads(saved);
-}
-
-template <typename F>
-std::string error_message(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no flexnn::Error thrown)";
 }
 
 }  // namespace

@@ -1,0 +1,91 @@
+// FlexibleConv2d's construction (shape checks, threshold initialisation per mode) and forward.
+#include "engine/nn/flexible.hpp"
+
+#include "kernels/cpu/flexible.hpp"
+#include "kernels/cpu/pool2d.hpp"
+#include "kernels/philox.hpp"
+
+#include <array>
+#include <cmath>
+#include <limits>
+
+namespace flexnn::nn {
+namespace {
+
+constexpr std::array<std::pair<FlexMode, std::string_view>, 5> kModes{{{FlexMode::none, "none"},
+                                                                       {FlexMode::standard, "standard"},
+                                                                       {FlexMode::uniform, "uniform"},
+                                                                       {FlexMode::random, "random"},
+                                                                       {FlexMode::reverse, "reverse"}}};
+
+}  // namespace
+
+FlexMode parse_flex_mode(std::string_view name) {
+  for (const auto& [mode, mode_name] : kModes)
+    if (mode_name == name) return mode;
+  fail("unknown flexible mode '{}': expected one of none, standard, uniform, random, reverse", name);
+}
+
+std::string_view flex_mode_name(FlexMode mode) { return kModes[static_cast<size_t>(mode)].second; }
+
+FlexibleConv2d::FlexibleConv2d(const FlexibleConv2dOptions& o, Generator& gen) : options_(o), output_size_(0), gen_(&gen) {
+  FLEXNN_CHECK(o.in_channels == o.out_channels || o.in_channels == 1,
+               "FlexibleConv2d: {} input channels and {} output channels: the max-pool maps input channels to "
+               "output channels one to one (equal counts) or broadcasts a 1-channel input",
+               o.in_channels, o.out_channels);
+  FLEXNN_CHECK(o.input_size.h > 0 && o.input_size.w > 0, "FlexibleConv2d: input size must be positive, got {}x{}",
+               o.input_size.h, o.input_size.w);
+  FLEXNN_CHECK(o.sharpness > 0 && std::isfinite(o.sharpness), "FlexibleConv2d: sharpness must be positive, got {}",
+               o.sharpness);
+  conv = register_module("conv", std::make_shared<Conv2d>(o.in_channels, o.out_channels, o.kernel, o.stride,
+                                                          o.padding, o.bias, gen));
+  const int64_t conv_h = (o.input_size.h + 2 * o.padding.h - o.kernel.h) / o.stride.h + 1;
+  const int64_t conv_w = (o.input_size.w + 2 * o.padding.w - o.kernel.w) / o.stride.w + 1;
+  output_size_ = {conv_h, conv_w};
+  FLEXNN_CHECK(conv_h > 0 && conv_w > 0, "FlexibleConv2d: kernel {}x{} does not fit the {}x{} input", o.kernel.h,
+               o.kernel.w, o.input_size.h, o.input_size.w);
+  if (o.mode == FlexMode::none) return;
+  const int64_t pool_h = cpu::pool_output_size(o.input_size.h, o.pool.kernel.h, o.pool.stride.h, o.pool.padding.h, false);
+  const int64_t pool_w = cpu::pool_output_size(o.input_size.w, o.pool.kernel.w, o.pool.stride.w, o.pool.padding.w, false);
+  FLEXNN_CHECK(pool_h == conv_h && pool_w == conv_w,
+               "FlexibleConv2d: on a {}x{} input the convolution gives {}x{} maps but the max-pool gives {}x{}: "
+               "both branches must have the same spatial size",
+               o.input_size.h, o.input_size.w, conv_h, conv_w, pool_h, pool_w);
+  const Shape units{o.out_channels, conv_h, conv_w};
+  switch (o.mode) {
+    case FlexMode::standard:
+    case FlexMode::reverse: {
+      Tensor t = Tensor::randn(units, gen, o.threshold_mean, o.threshold_std);
+      threshold = o.freeze_threshold ? register_buffer("threshold", t) : register_parameter("threshold", t);
+      break;
+    }
+    case FlexMode::uniform: threshold = register_buffer("threshold", Tensor::full(units, o.uniform_threshold)); break;
+    case FlexMode::random:
+    case FlexMode::none: break;
+  }
+}
+
+Tensor FlexibleConv2d::forward(const Tensor& x) {
+  const FlexibleConv2dOptions& o = options_;
+  FLEXNN_CHECK(x.dim() == 4 && x.size(2) == o.input_size.h && x.size(3) == o.input_size.w,
+               "FlexibleConv2d: built for [N, {}, {}, {}] inputs (one threshold per output unit), found {}",
+               o.in_channels, o.input_size.h, o.input_size.w, shape_str(x.shape()));
+  Tensor c = conv->forward(x);
+  if (o.mode == FlexMode::none) return c;
+  ops::FlexibleStats* stats = is_training() ? nullptr : &stats_;
+  if (o.mode != FlexMode::random) {
+    const FlexGate gate = o.mode == FlexMode::reverse ? FlexGate::reverse_threshold : FlexGate::threshold;
+    return ops::flexible_blend(c, x, threshold, gate, o.sharpness, o.pool, stats);
+  }
+  Tensor mask = Tensor::empty({o.out_channels, output_size_.h, output_size_.w});
+  const uint64_t seed = gen_->seed(), offset = gen_->reserve(philox::uniform_blocks(mask.numel()));
+  cpu::flexible_random_mask(mask.numel(), seed, offset, mask.data<float>());
+  return ops::flexible_blend(c, x, mask, FlexGate::mask, o.sharpness, o.pool, stats);
+}
+
+double FlexibleConv2d::pool_fraction() const {
+  if (stats_.units == 0) return std::numeric_limits<double>::quiet_NaN();
+  return static_cast<double>(stats_.pool_units) / static_cast<double>(stats_.units);
+}
+
+}  // namespace flexnn::nn

@@ -1,0 +1,57 @@
+// nn::FlexibleConv2d: the paper's flexible layer. A convolution and a max-pool of the same input
+// run side by side, and each output unit blends them through a steep sigmoid gate on its own
+// threshold T (Eq. 1, kernels/flexible_gate.hpp). Parameter names: conv.weight, conv.bias,
+// threshold ([C_out, H_out, W_out], in every mode that has one).
+#pragma once
+
+#include "engine/generator.hpp"
+#include "engine/nn/layers.hpp"
+
+#include <string_view>
+
+namespace flexnn::nn {
+
+// standard: T learned (unless frozen), pool where m < T. uniform: one fixed T for every unit,
+// never trained. random: a fresh 0/1 mask (p = 1/2) at every forward, training and evaluation.
+// reverse: pool where m > T. none: the baseline, the convolution alone.
+enum class FlexMode { none, standard, uniform, random, reverse };
+FlexMode parse_flex_mode(std::string_view name);  // an error lists the valid names
+std::string_view flex_mode_name(FlexMode mode);
+
+struct FlexibleConv2dOptions {
+  int64_t in_channels = 1, out_channels = 1;  // equal, or in_channels = 1 (pool broadcast)
+  ops::Size2 kernel = 3, stride = 1, padding = 0;  // the convolution
+  bool bias = true;
+  ops::FlexiblePool pool{3};  // the max-pool; must give the convolution's output size
+  ops::Size2 input_size = 1;  // the H x W this layer is built for: T has one value per unit
+  FlexMode mode = FlexMode::standard;
+  float sharpness = 50.0f;
+  float threshold_mean = 0.5f, threshold_std = 0.1f;  // standard and reverse: T ~ N(mean, std)
+  float uniform_threshold = 0.1f;                     // uniform: T = this everywhere
+  bool freeze_threshold = false;                      // keep a standard / reverse T fixed
+};
+
+class FlexibleConv2d : public Module {
+ public:
+  // Initialisation and the random mode's masks draw from `gen`, which must outlive the layer.
+  explicit FlexibleConv2d(const FlexibleConv2dOptions& options, Generator& gen = default_generator());
+  Tensor forward(const Tensor& x) override;
+  const FlexibleConv2dOptions& options() const { return options_; }
+  ops::Size2 output_size() const { return output_size_; }
+
+  // The fraction of units that took the pool branch over the forwards in evaluation mode since
+  // the last reset (NaN before any).
+  double pool_fraction() const;
+  void reset_pool_fraction() { stats_ = {}; }
+
+  std::shared_ptr<Conv2d> conv;
+  Tensor threshold;  // a parameter when learned, a buffer when fixed; undefined for none / random
+
+ private:
+  FlexibleConv2dOptions options_;
+  ops::Size2 output_size_;
+  Generator* gen_;
+  ops::FlexibleStats stats_;
+};
+
+}  // namespace flexnn::nn
