@@ -4,6 +4,7 @@
 #include "engine/autograd/node.hpp"
 #include "engine/generator.hpp"
 #include "engine/io/checkpoint.hpp"
+#include "engine/nn/flexible.hpp"
 #include "engine/nn/layers.hpp"
 #include "engine/nn/module.hpp"
 #include "engine/ops.hpp"

@@ -55,7 +55,12 @@ void save_checkpoint(const nn::Module& module, const std::filesystem::path& path
 }
 
 Metadata load_checkpoint(nn::Module& module, const std::filesystem::path& path) {
-  TensorFile file = load_tensors(path);
+  const TensorFile file = load_tensors(path);
+  load_state(module, file, path);
+  return file.metadata;
+}
+
+void load_state(nn::Module& module, const TensorFile& file, const std::filesystem::path& path) {
   std::unordered_map<std::string, Tensor> by_name;
   for (auto& [name, t] : file.tensors) by_name.emplace(name, t);
   const nn::NamedTensors state = module.state();
@@ -77,7 +82,6 @@ Metadata load_checkpoint(nn::Module& module, const std::filesystem::path& path) 
   std::unordered_map<std::string, const Tensor*> sources;
   for (const auto& [name, t] : file.tensors) sources.emplace(name, &t);
   for (const auto& [name, target] : state) Tensor(target).copy_(*sources.at(name));
-  return file.metadata;
 }
 
 }  // namespace flexnn

@@ -27,5 +27,7 @@ void save_checkpoint(const nn::Module& module, const std::filesystem::path& path
 // Copies the file's tensors into the module's parameters and buffers; returns the metadata.
 // Throws, leaving the module unchanged, on a missing or extra tensor or a dtype/shape mismatch.
 Metadata load_checkpoint(nn::Module& module, const std::filesystem::path& path);
+// The same from tensors already read (`path` names the file in errors).
+void load_state(nn::Module& module, const TensorFile& file, const std::filesystem::path& path);
 
 }  // namespace flexnn

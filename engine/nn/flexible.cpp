@@ -72,7 +72,7 @@ Tensor FlexibleConv2d::forward(const Tensor& x) {
                o.in_channels, o.input_size.h, o.input_size.w, shape_str(x.shape()));
   Tensor c = conv->forward(x);
   if (o.mode == FlexMode::none) return c;
-  ops::FlexibleStats* stats = is_training() ? nullptr : &stats_;
+  ops::FlexibleStats* stats = counting_ && !is_training() ? &stats_ : nullptr;
   if (o.mode != FlexMode::random) {
     const FlexGate gate = o.mode == FlexMode::reverse ? FlexGate::reverse_threshold : FlexGate::threshold;
     return ops::flexible_blend(c, x, threshold, gate, o.sharpness, o.pool, stats);

@@ -39,8 +39,9 @@ class FlexibleConv2d : public Module {
   const FlexibleConv2dOptions& options() const { return options_; }
   ops::Size2 output_size() const { return output_size_; }
 
-  // The fraction of units that took the pool branch over the forwards in evaluation mode since
-  // the last reset (NaN before any).
+  // While counting is on, forwards in evaluation mode count the units that took the pool branch;
+  // pool_fraction() is their fraction since the last reset (NaN before any).
+  void count_pool_units(bool on) { counting_ = on; }
   double pool_fraction() const;
   void reset_pool_fraction() { stats_ = {}; }
 
@@ -52,6 +53,7 @@ class FlexibleConv2d : public Module {
   ops::Size2 output_size_;
   Generator* gen_;
   ops::FlexibleStats stats_;
+  bool counting_ = false;
 };
 
 }  // namespace flexnn::nn

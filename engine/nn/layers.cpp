@@ -37,6 +37,27 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, Genera
 
 Tensor Linear::forward(const Tensor& x) { return ops::linear(x, weight, bias); }
 
+Normalize::Normalize(const std::vector<float>& mean_, const std::vector<float>& std_) {
+  FLEXNN_CHECK(!mean_.empty() && mean_.size() == std_.size(),
+               "Normalize: expected one mean and one std per channel, found {} means and {} stds", mean_.size(),
+               std_.size());
+  std::vector<float> inv(std_.size());
+  for (size_t c = 0; c < std_.size(); ++c) {
+    FLEXNN_CHECK(std_[c] > 0 && std::isfinite(std_[c]), "Normalize: std must be positive, found {} for channel {}",
+                 std_[c], c);
+    inv[c] = 1.0f / std_[c];
+  }
+  const int64_t channels = static_cast<int64_t>(mean_.size());
+  mean = Tensor::from_vector(mean_, {channels, 1, 1});
+  inv_std = Tensor::from_vector(inv, {channels, 1, 1});
+}
+
+Tensor Normalize::forward(const Tensor& x) {
+  FLEXNN_CHECK(x.dim() == 4 && x.size(1) == mean.size(0),
+               "Normalize: expected an input [N, {}, H, W], found {}", mean.size(0), shape_str(x.shape()));
+  return (x - mean) * inv_std;
+}
+
 BatchNorm::BatchNorm(int64_t num_features, int64_t input_rank, float eps_, float momentum_, bool affine)
     : eps(eps_), momentum(momentum_), input_rank_(input_rank) {
   FLEXNN_CHECK(num_features > 0, "BatchNorm: num_features must be positive, found {}", num_features);

@@ -74,6 +74,16 @@ class AvgPool2d : public Module {
   bool ceil_mode, count_include_pad;
 };
 
+// (x − mean[c]) / std[c] per channel of [N, C, H, W]: input normalisation inside a model, so that
+// attacks and data work in [0, 1] pixel space. The constants are configuration, not state: they
+// are neither parameters nor buffers.
+class Normalize : public Module {
+ public:
+  Normalize(const std::vector<float>& mean, const std::vector<float>& std);
+  Tensor forward(const Tensor& x) override;
+  Tensor mean, inv_std;  // [C, 1, 1]
+};
+
 class ReLU : public Module {
  public:
   Tensor forward(const Tensor& x) override { return ops::relu(x); }

@@ -241,6 +241,7 @@ TEST_CASE("FlexibleConv2d: none is the convolution alone; standard blends the po
   o.mode = nn::FlexMode::standard;
   nn::FlexibleConv2d layer(o, gen);
   layer.eval();
+  layer.count_pool_units(true);
   NoGradGuard no_grad;
   layer.threshold.fill_(10.0f);  // every pooled value (in [0, 1]) is far below T: all pool
   CHECK(bit_identical(layer(x).to_vector(), ops::max_pool2d(x, 3, 1, 1).to_vector()));
@@ -260,6 +261,7 @@ TEST_CASE("FlexibleConv2d random mode: a fresh mask per forward, shared over the
   const Tensor one = Tensor::rand({1, 1, 10, 10}, gen);
   const Tensor batch = ops::concat({one, one});
   layer.eval();
+  layer.count_pool_units(true);
   NoGradGuard no_grad;
   const std::vector<float> a = layer(batch).to_vector(), b = layer(batch).to_vector();
   CHECK_FALSE(bit_identical(a, b));  // a new mask each pass
@@ -273,6 +275,10 @@ TEST_CASE("FlexibleConv2d random mode: a fresh mask per forward, shared over the
     REQUIRE((a[i] == m[image * 64 + pos] || a[i] == c[i]));
   }
   CHECK(layer.pool_fraction() == Approx(0.5).margin(0.1));
+  layer.reset_pool_fraction();
+  layer.count_pool_units(false);
+  (void)layer(batch);
+  CHECK(std::isnan(layer.pool_fraction()));
   // Replaying the generator's state replays the mask.
   Generator replay(10);
   nn::FlexibleConv2d again(o, replay);

@@ -1,0 +1,71 @@
+// The evaluation loop: batches in order, clean logits and input gradient from one pass, one
+// forward per FGSM strength, and the flexible layers' pool fraction on the clean pass.
+#include "attacks/evaluation.hpp"
+
+#include "datasets/data_loader.hpp"
+#include "engine/autograd/node.hpp"
+#include "engine/ops.hpp"
+#include "models/registry.hpp"
+
+#include <chrono>
+#include <limits>
+
+namespace flexnn::attacks {
+namespace {
+
+int64_t correct(const Tensor& logits, const Tensor& labels) {
+  const Tensor predicted = ops::argmax(logits, 1);
+  const int64_t* p = predicted.data<int64_t>();
+  const int64_t* truth = labels.data<int64_t>();
+  int64_t n = 0;
+  for (int64_t i = 0; i < labels.numel(); ++i) n += p[i] == truth[i];
+  return n;
+}
+
+}  // namespace
+
+EvaluationResult evaluate(nn::Module& model, const datasets::ImageDataset& data, const EvaluationOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  FLEXNN_CHECK(data.size() > 0, "evaluate: the data set is empty");
+  model.eval();
+  const std::vector<nn::FlexibleConv2d*> flexible = models::flexible_layers(model);
+  for (nn::FlexibleConv2d* layer : flexible) layer->reset_pool_fraction();
+  std::vector<std::vector<float>> eps;
+  for (float e : options.fgsm_eps) eps.push_back(pixel_eps(e, options.eps_space, options.normalization_std));
+
+  datasets::DataLoader loader(data, {.batch_size = options.batch_size, .shuffle = false});
+  loader.start_epoch(0);
+  int64_t clean = 0;
+  std::vector<int64_t> adversarial(eps.size(), 0);
+  while (auto batch = loader.next()) {
+    for (nn::FlexibleConv2d* layer : flexible) layer->count_pool_units(true);
+    Tensor logits;
+    Tensor grad;
+    if (eps.empty()) {
+      NoGradGuard no_grad;
+      logits = model(batch->images);
+    } else {
+      InputGradient g = loss_input_gradient(model, batch->images, batch->labels);
+      logits = g.logits;
+      grad = g.grad;
+    }
+    for (nn::FlexibleConv2d* layer : flexible) layer->count_pool_units(false);
+    clean += correct(logits, batch->labels);
+    NoGradGuard no_grad;
+    for (size_t k = 0; k < eps.size(); ++k)
+      adversarial[k] += correct(model(fgsm_step(batch->images, grad, eps[k])), batch->labels);
+  }
+
+  EvaluationResult result;
+  result.n = data.size();
+  const double percent = 100.0 / static_cast<double>(data.size());
+  result.clean_accuracy = clean * percent;
+  for (size_t k = 0; k < eps.size(); ++k) result.attacks.push_back({"fgsm", options.fgsm_eps[k], adversarial[k] * percent});
+  double pooled = 0;
+  for (nn::FlexibleConv2d* layer : flexible) pooled += layer->pool_fraction();
+  result.pool_fraction = flexible.empty() ? std::numeric_limits<double>::quiet_NaN() : pooled / flexible.size();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace flexnn::attacks

@@ -1,0 +1,72 @@
+// FGSM: the input gradient with frozen parameters, and the signed step.
+#include "attacks/fgsm.hpp"
+
+#include "engine/autograd/node.hpp"
+#include "engine/ops.hpp"
+
+#include <algorithm>
+
+namespace flexnn::attacks {
+namespace {
+
+// Turns off requires_grad on every parameter for its lifetime, then restores it.
+class FrozenParameters {
+ public:
+  explicit FrozenParameters(const nn::Module& model) : params_(model.parameters()) {
+    for (Tensor& p : params_) {
+      was_.push_back(p.requires_grad());
+      p.requires_grad_(false);
+    }
+  }
+  ~FrozenParameters() {
+    for (size_t i = 0; i < params_.size(); ++i) params_[i].requires_grad_(was_[i]);
+  }
+  FrozenParameters(const FrozenParameters&) = delete;
+  FrozenParameters& operator=(const FrozenParameters&) = delete;
+
+ private:
+  std::vector<Tensor> params_;
+  std::vector<bool> was_;
+};
+
+}  // namespace
+
+EpsSpace parse_eps_space(std::string_view name) {
+  if (name == "pixel") return EpsSpace::pixel;
+  if (name == "normalized") return EpsSpace::normalized;
+  fail("unknown epsilon space '{}': expected pixel or normalized", name);
+}
+
+std::vector<float> pixel_eps(float eps, EpsSpace space, const std::vector<float>& std) {
+  FLEXNN_CHECK(eps >= 0 && std::isfinite(eps), "epsilon must be a non-negative number, found {}", eps);
+  if (space == EpsSpace::pixel) return {eps};
+  std::vector<float> out;
+  for (float s : std) out.push_back(eps * s);
+  return out;
+}
+
+InputGradient loss_input_gradient(nn::Module& model, const Tensor& x, const Tensor& labels) {
+  FrozenParameters frozen(model);
+  Tensor input = x.detach().requires_grad_();
+  Tensor logits = model(input);
+  ops::cross_entropy(logits, labels).backward();
+  return {logits.detach(), input.grad()};
+}
+
+Tensor fgsm_step(const Tensor& x, const Tensor& grad, std::span<const float> eps) {
+  FLEXNN_CHECK(x.shape() == grad.shape(), "fgsm: input {} and gradient {} differ in shape", shape_str(x.shape()),
+               shape_str(grad.shape()));
+  FLEXNN_CHECK(x.dim() == 4 && (eps.size() == 1 || static_cast<int64_t>(eps.size()) == x.size(1)),
+               "fgsm: expected an input [N, C, H, W] and 1 or C epsilons, found {} and {} epsilons",
+               shape_str(x.shape()), eps.size());
+  NoGradGuard no_grad;
+  const Tensor step = Tensor::from_vector(std::vector<float>(eps.begin(), eps.end()),
+                                          {static_cast<int64_t>(eps.size()), 1, 1});
+  return ops::clamp(x + ops::sign(grad) * step, 0.0f, 1.0f);
+}
+
+Tensor fgsm(nn::Module& model, const Tensor& x, const Tensor& labels, std::span<const float> eps) {
+  return fgsm_step(x, loss_input_gradient(model, x, labels).grad, eps);
+}
+
+}  // namespace flexnn::attacks
