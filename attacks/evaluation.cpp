@@ -61,9 +61,13 @@ EvaluationResult evaluate(nn::Module& model, const datasets::ImageDataset& data,
   const double percent = 100.0 / static_cast<double>(data.size());
   result.clean_accuracy = clean * percent;
   for (size_t k = 0; k < eps.size(); ++k) result.attacks.push_back({"fgsm", options.fgsm_eps[k], adversarial[k] * percent});
-  double pooled = 0;
-  for (nn::FlexibleConv2d* layer : flexible) pooled += layer->pool_fraction();
-  result.pool_fraction = flexible.empty() ? std::numeric_limits<double>::quiet_NaN() : pooled / flexible.size();
+  ops::FlexibleStats total;
+  for (nn::FlexibleConv2d* layer : flexible) {
+    total.pool_units += layer->pool_counts().pool_units;
+    total.units += layer->pool_counts().units;
+  }
+  result.pool_fraction = total.units == 0 ? std::numeric_limits<double>::quiet_NaN()
+                                          : static_cast<double>(total.pool_units) / static_cast<double>(total.units);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

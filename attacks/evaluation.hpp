@@ -29,7 +29,7 @@ struct EvaluationResult {
   int64_t n = 0;
   double clean_accuracy = 0;  // percent
   std::vector<AttackResult> attacks;
-  double pool_fraction;  // units of the flexible layers that took the pool branch on clean inputs (NaN: none)
+  double pool_fraction;  // of all flexible-layer units, those that took the pool branch on clean inputs (NaN: none)
   double seconds = 0;
 };
 

@@ -5,6 +5,7 @@
 #include "engine/ops.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 namespace flexnn::attacks {
 namespace {
@@ -41,12 +42,17 @@ std::vector<float> pixel_eps(float eps, EpsSpace space, const std::vector<float>
   FLEXNN_CHECK(eps >= 0 && std::isfinite(eps), "epsilon must be a non-negative number, found {}", eps);
   if (space == EpsSpace::pixel) return {eps};
   std::vector<float> out;
-  for (float s : std) out.push_back(eps * s);
+  for (float s : std) {
+    FLEXNN_CHECK(s > 0 && std::isfinite(s), "epsilon in normalized space needs positive normalisation stds, found {}",
+                 s);
+    out.push_back(eps * s);
+  }
   return out;
 }
 
 InputGradient loss_input_gradient(nn::Module& model, const Tensor& x, const Tensor& labels) {
   FrozenParameters frozen(model);
+  GradModeGuard recording(true);  // the attack needs the graph, even inside a NoGradGuard
   Tensor input = x.detach().requires_grad_();
   Tensor logits = model(input);
   ops::cross_entropy(logits, labels).backward();

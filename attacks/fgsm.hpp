@@ -21,7 +21,8 @@ EpsSpace parse_eps_space(std::string_view name);  // "pixel" or "normalized"
 std::vector<float> pixel_eps(float eps, EpsSpace space, const std::vector<float>& std);
 
 // The mean cross-entropy's logits and its gradient with respect to the input alone: the model's
-// parameters are frozen for the pass, so no weight gradient is computed.
+// parameters are frozen for the pass, so no weight gradient is computed. Records the graph even
+// when called under a NoGradGuard.
 struct InputGradient {
   Tensor logits;  // detached
   Tensor grad;    // same shape as x

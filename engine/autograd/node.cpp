@@ -46,8 +46,8 @@ std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>
 
 bool grad_mode_enabled() { return grad_enabled; }
 
-NoGradGuard::NoGradGuard() : previous_(grad_enabled) { grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { grad_enabled = previous_; }
+GradModeGuard::GradModeGuard(bool enabled) : previous_(grad_enabled) { grad_enabled = enabled; }
+GradModeGuard::~GradModeGuard() { grad_enabled = previous_; }
 
 bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
   if (!grad_enabled) return false;

@@ -25,16 +25,22 @@ struct Node {
 // Whether ops record the graph (thread-local; on by default).
 bool grad_mode_enabled();
 
-// Disables graph recording in its scope, like torch::NoGradGuard.
-class NoGradGuard {
+// Sets graph recording on or off in its scope, then restores it, like torch's AutoGradMode.
+class GradModeGuard {
  public:
-  NoGradGuard();
-  ~NoGradGuard();
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
+  explicit GradModeGuard(bool enabled);
+  ~GradModeGuard();
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
 
  private:
   bool previous_;
+};
+
+// Disables graph recording in its scope, like torch::NoGradGuard.
+class NoGradGuard : public GradModeGuard {
+ public:
+  NoGradGuard() : GradModeGuard(false) {}
 };
 
 // True when recording is on and some input requires grad.

@@ -17,11 +17,13 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
 #include <system_error>
 #include <tuple>
 #include <utility>
 
 #include "engine/error.hpp"
+#include "engine/io/atomic_file.hpp"
 
 namespace flexnn::safetensors {
 
@@ -100,8 +102,6 @@ class FileDescriptor {
     if (fd_ >= 0) ::close(fd_);
   }
   int get() const { return fd_; }
-  // Closes now and returns close()'s result, so a deferred write error is not lost.
-  int close() { return ::close(std::exchange(fd_, -1)); }
 
  private:
   int fd_;
@@ -323,28 +323,6 @@ std::string encode_header(const std::string& target, const std::vector<TensorVie
   return text;
 }
 
-void write_all(int fd, const void* data, std::size_t size, const std::string& temp_path) {
-  const auto* bytes = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t written = ::write(fd, bytes, std::min<std::size_t>(size, std::size_t{1} << 30));
-    if (written < 0 && errno == EINTR) continue;
-    if (written < 0) {
-      fail("safetensors write: cannot write '{}': {}", temp_path, errno_message(errno));
-    }
-    bytes += written;
-    size -= static_cast<std::size_t>(written);
-  }
-}
-
-// Flushes the directory entry of a completed rename to disk. Best effort: the new file is already
-// complete and in place, so a failure here is not reported.
-void sync_directory(const std::filesystem::path& file) {
-  const std::filesystem::path directory =
-      file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
-  FileDescriptor fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() >= 0) ::fsync(fd.get());
-}
-
 }  // namespace
 
 std::string_view dtype_name(DType dtype) { return info_of(dtype).name; }
@@ -430,43 +408,13 @@ File read(const std::filesystem::path& path) {
 
 void write(const std::filesystem::path& path, const std::vector<TensorView>& tensors,
            const std::map<std::string, std::string>& metadata) {
-  const std::string target = path.string();
-  const std::string header = encode_header(target, tensors, metadata);
-
-  std::filesystem::path temp = path;
-  temp += fmt::format(".tmp-{}", ::getpid());
-  const std::string temp_name = temp.string();
-  FileDescriptor fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) {
-    fail("safetensors write '{}': cannot create temporary file '{}': {}", target, temp_name,
-         errno_message(errno));
-  }
-  // From here on, any exception removes the temporary file; `path` is untouched until the rename.
-  try {
-    const std::uint64_t header_len = header.size();
-    write_all(fd.get(), &header_len, sizeof header_len, temp_name);
-    write_all(fd.get(), header.data(), header.size(), temp_name);
-    for (const TensorView& tensor : tensors) {
-      write_all(fd.get(), tensor.data, tensor.nbytes, temp_name);
-    }
-    if (::fsync(fd.get()) != 0) {
-      fail("safetensors write: cannot flush '{}' to disk: {}", temp_name, errno_message(errno));
-    }
-    if (fd.close() != 0) {
-      fail("safetensors write: cannot close '{}': {}", temp_name, errno_message(errno));
-    }
-    std::error_code error;
-    std::filesystem::rename(temp, path, error);
-    if (error) {
-      fail("safetensors write '{}': cannot rename '{}' over it: {}", target, temp_name,
-           error.message());
-    }
-  } catch (...) {
-    std::error_code ignored;
-    std::filesystem::remove(temp, ignored);
-    throw;
-  }
-  sync_directory(path);
+  const std::string header = encode_header(path.string(), tensors, metadata);
+  const std::uint64_t header_len = header.size();
+  std::vector<std::span<const std::byte>> parts = {std::as_bytes(std::span(&header_len, 1)),
+                                                   std::as_bytes(std::span(header.data(), header.size()))};
+  for (const TensorView& tensor : tensors)
+    parts.push_back({static_cast<const std::byte*>(tensor.data), tensor.nbytes});
+  write_file_atomically(path, parts, "safetensors");
 }
 
 }  // namespace flexnn::safetensors

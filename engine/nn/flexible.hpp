@@ -43,6 +43,7 @@ class FlexibleConv2d : public Module {
   // pool_fraction() is their fraction since the last reset (NaN before any).
   void count_pool_units(bool on) { counting_ = on; }
   double pool_fraction() const;
+  const ops::FlexibleStats& pool_counts() const { return stats_; }
   void reset_pool_fraction() { stats_ = {}; }
 
   std::shared_ptr<Conv2d> conv;

@@ -1,7 +1,7 @@
 // The flexible layer on the CPU. Work is split over (image, pooled plane) units: a unit pools one
 // plane of x once and serves every output channel that reads it (one channel, or all of them
 // when a 1-channel input is broadcast). The gate arithmetic is one branch-free loop per plane,
-// which the compiler vectorises, exp() included (exp_nonpositive below).
+// vectorised (OpenMP SIMD pragmas, -fopenmp-simd: no threads), exp() included (exp_nonpositive).
 #include "kernels/cpu/flexible.hpp"
 
 #include "kernels/cpu/parallel.hpp"
@@ -21,7 +21,10 @@ namespace {
 // thread or alignment. Below −87 it returns exp(−87) ≈ 1.6e-38 instead of a denormal or zero.
 inline float exp_nonpositive(float x) {
   x = std::max(x, -87.0f);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  const float v = x * 1.44269504088896341f + 0.5f;
+  int32_t whole = static_cast<int32_t>(v);           // truncation toward zero,
+  whole -= static_cast<float>(whole) > v;             // then floor (std::floor does not vectorise)
+  const float n = static_cast<float>(whole);
   float r = x - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -31,19 +34,27 @@ inline float exp_nonpositive(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  return p * std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  return p * std::bit_cast<float>((whole + 127) << 23);
 }
 
-// The soft gate of one unit: z = scale·(t − m); σ(z) into g and σ(−z) into g_not, both from
-// e = exp(−|z|), so neither cancels when the gate saturates. Returns whether z > 0 (pool).
-inline bool soft_gate(float scale, float t, float m, float& g, float& g_not) {
+// The soft gate of one unit: z = scale·(t − m); σ(z) and σ(−z), both from e = exp(−|z|), so
+// neither cancels when the gate saturates; pool when z > 0.
+struct Gate {
+  float g, g_not;
+};
+
+// a where `take`, else b, without a branch (bitwise), so that loops using it vectorise.
+inline float select(bool take, float a, float b) {
+  const uint32_t mask = 0u - static_cast<uint32_t>(take);
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(a) & mask) | (std::bit_cast<uint32_t>(b) & ~mask));
+}
+
+inline Gate soft_gate(float scale, float t, float m) {
   const float z = scale * (t - m);
   const float e = exp_nonpositive(-std::abs(z));
   const float high = 1.0f / (1.0f + e), low = e * high;  // σ(|z|), σ(−|z|)
   const bool pool = z > 0.0f;
-  g = pool ? high : low;
-  g_not = pool ? low : high;
-  return pool;
+  return {select(pool, high, low), select(pool, low, high)};
 }
 
 // ±sharpness: the gate's z = scale·(T − m).
@@ -82,10 +93,11 @@ int64_t blend_plane(FlexGate gate, float scale, int64_t size, const float* __res
     }
     return pool;
   }
+#pragma omp simd reduction(+ : pool)
   for (int64_t k = 0; k < size; ++k) {
-    float g, g_not;
-    pool += soft_gate(scale, t[k], m[k], g, g_not);
-    y[k] = g * m[k] + g_not * c[k];
+    const Gate g = soft_gate(scale, t[k], m[k]);
+    pool += scale * (t[k] - m[k]) > 0.0f;
+    y[k] = g.g * m[k] + g.g_not * c[k];
   }
   return pool;
 }
@@ -102,12 +114,12 @@ void blend_plane_backward(FlexGate gate, float scale, int64_t size, const float*
     }
     return;
   }
+#pragma omp simd
   for (int64_t k = 0; k < size; ++k) {
-    float g, g_not;
-    soft_gate(scale, t[k], m[k], g, g_not);
-    const float d_threshold = scale * dy[k] * g * g_not * (m[k] - c[k]);  // ∂g/∂T = scale·g·(1 − g)
-    dc[k] = dy[k] * g_not;
-    dm[k] += dy[k] * g - d_threshold;  // ∂g/∂m = −∂g/∂T
+    const Gate g = soft_gate(scale, t[k], m[k]);
+    const float d_threshold = scale * dy[k] * g.g * g.g_not * (m[k] - c[k]);  // ∂g/∂T = scale·g·(1 − g)
+    dc[k] = dy[k] * g.g_not;
+    dm[k] += dy[k] * g.g - d_threshold;  // ∂g/∂m = −∂g/∂T
     dt[k] = d_threshold;
   }
 }

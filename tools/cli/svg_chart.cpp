@@ -2,6 +2,8 @@
 // legend), the two plot kinds on top of it, and the atomic file writer.
 #include "tools/cli/svg_chart.hpp"
 
+#include "engine/io/atomic_file.hpp"
+
 #include "engine/error.hpp"
 
 #include <fmt/format.h>
@@ -289,28 +291,11 @@ std::string render_svg(const LineChart& chart) {
 }
 
 void write_svg_file(const std::filesystem::path& path, const std::string& svg) {
-  const std::string target = path.string();
   const std::filesystem::path directory = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   std::error_code error;
   FLEXNN_CHECK(std::filesystem::is_directory(directory, error), "SVG write '{}': directory '{}' does not exist",
-               target, directory.string());
-  std::filesystem::path temp = path;
-  temp += fmt::format(".tmp-{}", ::getpid());
-  std::ofstream file(temp, std::ios::binary | std::ios::trunc);
-  FLEXNN_CHECK(file.is_open(), "SVG write '{}': cannot create temporary file '{}' in directory '{}': {}", target,
-               temp.string(), directory.string(), std::strerror(errno));
-  file.write(svg.data(), static_cast<std::streamsize>(svg.size()));
-  file.close();
-  if (file.fail()) {
-    std::filesystem::remove(temp, error);
-    fail("SVG write '{}': cannot write {} bytes to temporary file '{}'", target, svg.size(), temp.string());
-  }
-  std::filesystem::rename(temp, path, error);
-  if (error) {
-    const std::string reason = error.message();
-    std::filesystem::remove(temp, error);
-    fail("SVG write '{}': cannot rename '{}' over it: {}", target, temp.string(), reason);
-  }
+               path.string(), directory.string());
+  write_text_atomically(path, svg, "SVG");
 }
 
 }  // namespace flexnn::cli

@@ -1,0 +1,26 @@
+// The shared options' registration and application.
+#include "tools/cli/common_options.hpp"
+
+#include "datasets/catalog.hpp"
+#include "kernels/cpu/parallel.hpp"
+
+namespace flexnn::cli {
+
+void add_common_options(CLI::App* command, CommonOptions& options) {
+  command->add_option("--threads", options.threads, "CPU threads (0: every core)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  command->add_option("--data-dir", options.data_dir,
+                      "Directory of the data set (default: where Debian installs it, e.g. "
+                      "/usr/share/datasets/fashion-mnist)");
+}
+
+void apply_threads(const CommonOptions& options) {
+  if (options.threads > 0) cpu::set_num_threads(options.threads);
+}
+
+std::filesystem::path data_dir(const CommonOptions& options, const std::string& dataset) {
+  return options.data_dir.empty() ? datasets::default_data_dir(dataset) : std::filesystem::path(options.data_dir);
+}
+
+}  // namespace flexnn::cli
