@@ -507,6 +507,14 @@ TEST_CASE("max_pool2d propagates NaN and -inf like torch", "[pool]") {
   y.backward(Tensor::ones({1, 1, 1, 2}));
   CHECK(x.grad().to_vector() == std::vector<float>{0, 1, 0, 0, 0, 0, 0, 1});
 
+  // Overlapping windows (the two-pass path): the last NaN in row-major window order wins.
+  Tensor o = Tensor::from_vector({1, nan, 2, nan, 3, 4, 5, 6, 9}, {1, 1, 3, 3}).requires_grad_();
+  Tensor p = ops::max_pool2d(o, 2, 1);
+  const std::vector<float> pv = p.to_vector();
+  CHECK((std::isnan(pv[0]) && std::isnan(pv[1]) && std::isnan(pv[2]) && pv[3] == 9.0f));
+  p.backward(Tensor::from_vector({1, 10, 100, 1000}, {1, 1, 2, 2}));
+  CHECK(o.grad().to_vector() == std::vector<float>{0, 10, 0, 101, 0, 0, 0, 0, 1000});
+
   // A window of -inf only (here padded at the top-left) gives -inf and routes to its first input.
   const float inf = std::numeric_limits<float>::infinity();
   Tensor m = Tensor::full({1, 1, 3, 3}, -inf).requires_grad_();
