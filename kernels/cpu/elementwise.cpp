@@ -84,12 +84,15 @@ void unary_forward(UnaryOp op, const float* x, float* y, int64_t n, float p0, fl
     case UnaryOp::Log: return map(n, [&](int64_t i) { y[i] = std::log(x[i]); });
     case UnaryOp::Sqrt: return map(n, [&](int64_t i) { y[i] = std::sqrt(x[i]); });
     case UnaryOp::Sigmoid: return map(n, [&](int64_t i) { y[i] = 1.0f / (1.0f + std::exp(-x[i])); });
-    case UnaryOp::Relu: return map(n, [&](int64_t i) { y[i] = x[i] > 0.0f ? x[i] : (x[i] == x[i] ? 0.0f : x[i]); });
+    case UnaryOp::Relu: return map(n, [&](int64_t i) { const float v = x[i]; y[i] = (v > 0.0f) | (v != v) ? v : 0.0f; });
     case UnaryOp::Tanh: return map(n, [&](int64_t i) { y[i] = std::tanh(x[i]); });
     case UnaryOp::Abs: return map(n, [&](int64_t i) { y[i] = std::abs(x[i]); });
     case UnaryOp::Sign: return map(n, [&](int64_t i) { y[i] = x[i] == x[i] ? sign_of(x[i]) : x[i]; });
     case UnaryOp::Clamp:
-      return map(n, [&](int64_t i) { y[i] = x[i] < p0 ? p0 : (x[i] > p1 ? p1 : x[i]); });
+      return map(n, [&, low = p0, high = p1](int64_t i) {
+        const float v = x[i];
+        y[i] = v < low ? low : (v > high ? high : v);
+      });
     case UnaryOp::Pow: return map(n, [&](int64_t i) { y[i] = std::pow(x[i], p0); });
     case UnaryOp::AddScalar: return map(n, [&](int64_t i) { y[i] = x[i] + p0; });
     case UnaryOp::MulScalar: return map(n, [&](int64_t i) { y[i] = x[i] * p0; });
@@ -104,11 +107,13 @@ void unary_backward(UnaryOp op, const float* x, const float* y, const float* dy,
     case UnaryOp::Log: return map(n, [&](int64_t i) { dx[i] = dy[i] / x[i]; });
     case UnaryOp::Sqrt: return map(n, [&](int64_t i) { dx[i] = dy[i] / (2.0f * y[i]); });
     case UnaryOp::Sigmoid: return map(n, [&](int64_t i) { dx[i] = dy[i] * y[i] * (1.0f - y[i]); });
-    case UnaryOp::Relu: return map(n, [&](int64_t i) { dx[i] = y[i] > 0.0f ? dy[i] : 0.0f; });
+    // dy[i] is read unconditionally so that the select vectorises (a conditional load does not).
+    case UnaryOp::Relu: return map(n, [&](int64_t i) { const float g = dy[i]; dx[i] = y[i] > 0.0f ? g : 0.0f; });
     case UnaryOp::Tanh: return map(n, [&](int64_t i) { dx[i] = dy[i] * (1.0f - y[i] * y[i]); });
     case UnaryOp::Abs: return map(n, [&](int64_t i) { dx[i] = dy[i] * sign_of(x[i]); });
     case UnaryOp::Sign: return map(n, [&](int64_t i) { dx[i] = 0.0f; });
-    case UnaryOp::Clamp: return map(n, [&](int64_t i) { dx[i] = x[i] >= p0 && x[i] <= p1 ? dy[i] : 0.0f; });
+    case UnaryOp::Clamp:
+      return map(n, [&](int64_t i) { const float g = dy[i]; dx[i] = (x[i] >= p0) & (x[i] <= p1) ? g : 0.0f; });
     case UnaryOp::Pow: return map(n, [&](int64_t i) { dx[i] = dy[i] * p0 * std::pow(x[i], p0 - 1.0f); });
     case UnaryOp::AddScalar: return map(n, [&](int64_t i) { dx[i] = dy[i]; });
     case UnaryOp::MulScalar: return map(n, [&](int64_t i) { dx[i] = dy[i] * p0; });

@@ -86,33 +86,35 @@ T* scratch_row(int64_t size) {
 // kernel's rows. Taking a row's value only when strictly larger (or NaN) keeps torch's choice:
 // the first maximum in row-major window order, the last NaN.
 void max_pool2d_plane_separable(const Pool2dShape& s, const float* x, float* y, int64_t* indices) {
-  float* row_max = scratch_row<float>(s.h * s.out_w);
-  int64_t* row_at = scratch_row<int64_t>(s.h * s.out_w + s.out_w);  // + a row of indices if none given
+  const int64_t out_w = s.out_w, w = s.w;  // locals, so that stores cannot change the trip counts
+  float* row_max = scratch_row<float>(s.h * out_w);
+  int64_t* row_at = scratch_row<int64_t>(s.h * out_w + out_w);  // + a row of indices if none given
   for (int64_t ih = 0; ih < s.h; ++ih) {
-    float* best = row_max + ih * s.out_w;
-    int64_t* at = row_at + ih * s.out_w;
-    for (int64_t ow = 0; ow < s.out_w; ++ow) {
+    float* best = row_max + ih * out_w;
+    int64_t* at = row_at + ih * out_w;
+    for (int64_t ow = 0; ow < out_w; ++ow) {
       best[ow] = -std::numeric_limits<float>::infinity();
       at[ow] = std::max<int64_t>(ow * s.stride_w - s.pad_w, 0);
     }
-    for_each_tap(s, [&](TapSpan columns, int64_t shift) { max_tap(x + ih * s.w, columns, s.stride_w, shift, 0, best, at); });
+    for_each_tap(s, [&](TapSpan columns, int64_t shift) { max_tap(x + ih * w, columns, s.stride_w, shift, 0, best, at); });
   }
   for (int64_t oh = 0; oh < s.out_h; ++oh) {
-    float* __restrict best = y + oh * s.out_w;
-    int64_t* __restrict at = indices != nullptr ? indices + oh * s.out_w : row_at + s.h * s.out_w;
+    float* __restrict best = y + oh * out_w;
+    int64_t* __restrict at = indices != nullptr ? indices + oh * out_w : row_at + s.h * out_w;
     const TapSpan rows = window_rows(s, oh);
-    for (int64_t ow = 0; ow < s.out_w; ++ow) {
+    for (int64_t ow = 0; ow < out_w; ++ow) {
       best[ow] = -std::numeric_limits<float>::infinity();
-      at[ow] = rows.begin * s.w + row_at[rows.begin * s.out_w + ow];
+      at[ow] = rows.begin * w + row_at[rows.begin * out_w + ow];
     }
     for (int64_t ih = rows.begin; ih < rows.end; ++ih) {
-      const float* __restrict candidate = row_max + ih * s.out_w;
-      const int64_t* __restrict column = row_at + ih * s.out_w;
-      for (int64_t ow = 0; ow < s.out_w; ++ow) {
+      const float* __restrict candidate = row_max + ih * out_w;
+      const int64_t* __restrict column = row_at + ih * out_w;
+      const int64_t row_start = ih * w;
+      for (int64_t ow = 0; ow < out_w; ++ow) {
         const float v = candidate[ow], b = best[ow];
         const bool take = (v > b) | (v != v);
         best[ow] = take ? v : b;
-        at[ow] = take ? ih * s.w + column[ow] : at[ow];
+        at[ow] = take ? row_start + column[ow] : at[ow];
       }
     }
   }
