@@ -21,7 +21,7 @@ void run(ReproduceCommand& c) {
   apply_threads(c.common);
   Table2Options& o = c.table2;
   if (c.quick) {  // explicit --epochs / --seeds still win
-    if (c.epochs->count() == 0) o.epochs = 2;
+    if (c.epochs->count() == 0) o.epochs = 3;
     if (c.seeds->count() == 0) o.seeds = 2;
     o.label = "quick";
   }
@@ -45,7 +45,7 @@ void add_reproduce_command(CLI::App& app) {
   c->seeds = cmd->add_option("--seeds", o.seeds, "Networks (seeds 1..S) per variant")
                  ->check(CLI::Range(1, 1000))
                  ->capture_default_str();
-  cmd->add_flag("--quick", c->quick, "A few minutes: 2 epochs x 2 seeds (unless --epochs / --seeds say otherwise)");
+  cmd->add_flag("--quick", c->quick, "A few minutes: 3 epochs x 2 seeds (unless --epochs / --seeds say otherwise)");
   cmd->add_option("--per-class", o.per_class, "Train on this many images per class (0: all)")
       ->check(CLI::Range(0, 1000000));
   cmd->add_option("--eps", o.eps, "FGSM strength")->check(CLI::NonNegativeNumber)->capture_default_str();

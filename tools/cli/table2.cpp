@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <limits>
 
@@ -108,6 +109,7 @@ Json run_table2(const Table2Options& o, const datasets::ImageDataset& train_set,
   fmt::print("Table 2: fmnist-small, {} epoch(s) x {} seed(s){}, FGSM eps {} ({} space){}\n", o.epochs, o.seeds,
              o.per_class > 0 ? fmt::format(", {} training images per class", o.per_class) : "", o.eps, o.eps_space,
              o.label.empty() ? "" : fmt::format(" [{}]", o.label));
+  std::fflush(stdout);
 
   Json rows = Json::array();
   for (const std::string& variant : o.variants) {
@@ -121,6 +123,7 @@ Json run_table2(const Table2Options& o, const datasets::ImageDataset& train_set,
                  r.clean_accuracy, r.attacks.at(0).accuracy,
                  std::isnan(r.pool_fraction) ? "" : fmt::format("  pooling {:5.1f}%", 100 * r.pool_fraction),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      std::fflush(stdout);  // a long run's log shows each network as it finishes
     }
     const MeanSem c = mean_sem(clean), f = mean_sem(fgsm);
     const PaperRow& paper = paper_row(variant);
