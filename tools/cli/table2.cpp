@@ -92,7 +92,7 @@ attacks::EvaluationResult run_one(const Table2Options& o, const std::string& var
     config = run.config;
   }
   return attacks::evaluate(*model, test_set,
-                           {.batch_size = 500,
+                           {.batch_size = 100,
                             .fgsm_eps = {o.eps},
                             .eps_space = attacks::parse_eps_space(o.eps_space),
                             .normalization_std = config["std"].get<std::vector<float>>()});

@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 namespace flexnn::cli {
 namespace {
@@ -159,9 +160,10 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageDataset& full_t
   if (resume) std::tie(first_epoch, log) = restore_run(out / kStateFile, *model, optimiser, identity);
   scheduler.set_epoch(first_epoch);
 
-  const datasets::ImageDataset train_set =
-      o.per_class > 0 ? datasets::subset(full_train_set, datasets::balanced_indices(full_train_set, o.per_class, o.seed))
-                      : full_train_set;
+  std::optional<datasets::ImageDataset> balanced;  // the full set is used in place, never copied
+  if (o.per_class > 0)
+    balanced = datasets::subset(full_train_set, datasets::balanced_indices(full_train_set, o.per_class, o.seed));
+  const datasets::ImageDataset& train_set = balanced ? *balanced : full_train_set;
   datasets::DataLoader loader(train_set, {.batch_size = o.batch_size, .shuffle = true, .seed = o.seed});
   if (output != Output::quiet && first_epoch > 0)
     fmt::print("resuming {} after epoch {} of {}\n", out.string(), first_epoch, o.epochs);
@@ -200,7 +202,7 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageDataset& full_t
                    {"seconds", train_seconds},
                    {"images_per_s", seen / train_seconds}};
     if (o.evaluate_each_epoch || epoch + 1 == o.epochs) {
-      const attacks::EvaluationResult test = attacks::evaluate(*model, test_set, {.batch_size = 500, .fgsm_eps = {}});
+      const attacks::EvaluationResult test = attacks::evaluate(*model, test_set, {.batch_size = o.batch_size, .fgsm_eps = {}});
       record["test_accuracy"] = test.clean_accuracy;
       if (!std::isnan(test.pool_fraction)) record["pool_fraction"] = test.pool_fraction;
     }
