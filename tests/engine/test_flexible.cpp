@@ -302,3 +302,24 @@ TEST_CASE("FlexibleConv2d rejects channel counts, sizes and inputs it cannot han
 }
 
 }  // namespace flexnn
+
+namespace flexnn {
+
+TEST_CASE("FlexibleConv2d gradients reach x through both branches, the weights and T", "[flexible]") {
+  // The whole layer (convolution, then the fused blend) against finite differences: the input's
+  // gradient is the sum of the convolution's and the pool's shares.
+  Generator gen(11);
+  for (nn::FlexMode mode : {nn::FlexMode::standard, nn::FlexMode::reverse, nn::FlexMode::uniform}) {
+    CAPTURE(nn::flex_mode_name(mode));
+    nn::FlexibleConv2d layer({.in_channels = 2, .out_channels = 2, .kernel = 3, .padding = 1, .pool = {3, 1, 1},
+                              .input_size = 5, .mode = mode, .sharpness = 4.0f, .threshold_mean = 0.0f,
+                              .threshold_std = 0.3f, .uniform_threshold = 0.1f},
+                             gen);
+    Tensor x = tie_free_input({2, 2, 5, 5}, gen).requires_grad_();
+    std::vector<Tensor> inputs = {x, layer.conv->weight, layer.conv->bias};
+    if (mode != nn::FlexMode::uniform) inputs.push_back(layer.threshold);
+    testing::check_gradients([&](const std::vector<Tensor>& in) { return layer(in[0]); }, inputs);
+  }
+}
+
+}  // namespace flexnn
