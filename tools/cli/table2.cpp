@@ -84,13 +84,15 @@ attacks::EvaluationResult run_one(const Table2Options& o, const std::string& var
     models::LoadedModel loaded = models::load_model(dir / "model.safetensors");
     model = loaded.model;
     config = loaded.config;
-    manual_seed(static_cast<uint64_t>(seed) + 1000);  // the evaluation's own random masks
   } else {
     const bool resume = std::filesystem::exists(dir / "train_state.safetensors");
     TrainingRun run = train(t, train_set, test_set, dir, resume, Output::quiet);
     model = run.model;
     config = run.config;
   }
+  // The evaluation's random masks come from a seed of their own, so a reused run scores the same
+  // as a freshly trained one.
+  manual_seed(static_cast<uint64_t>(seed) + 1000);
   return attacks::evaluate(*model, test_set,
                            {.batch_size = 100,
                             .fgsm_eps = {o.eps},

@@ -86,11 +86,14 @@ std::pair<int64_t, Json> restore_run(const std::filesystem::path& path, nn::Modu
     return it->second;
   };
   const Json saved = Json::parse(meta("flexnn.training"));
-  for (const auto& [key, value] : identity.items()) {
-    FLEXNN_CHECK(saved.contains(key) && saved[key] == value,
-                 "--resume: the run in '{}' was made with {} = {}, but this command asks for {}; resume with the "
-                 "same options (only --epochs may change)",
-                 path.parent_path().string(), key, saved.contains(key) ? saved[key].dump() : "(nothing)", value.dump());
+  const Json difference = Json::diff(saved, identity);
+  if (!difference.empty()) {
+    const std::string where = difference[0].value("path", std::string("/"));  // e.g. /model/flex or /lr
+    const Json::json_pointer pointer(where);
+    fail("--resume: the run in '{}' was made with {} = {}, but this command asks for {}; resume with the same "
+         "options (only --epochs may change)",
+         path.parent_path().string(), where.substr(1), saved.contains(pointer) ? saved[pointer].dump() : "(nothing)",
+         identity.contains(pointer) ? identity[pointer].dump() : "(nothing)");
   }
   TensorFile model_part, momentum_part;
   for (const auto& [name, t] : file.tensors) {
@@ -116,6 +119,9 @@ void write_log(const std::filesystem::path& path, const Json& log) {
   write_text_atomically(path, text, "log");
 }
 
+// A float as its shortest decimal (0.9, not 0.8999999761581421), as a user wrote it.
+double decimal(float v) { return std::stod(fmt::format("{}", v)); }
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -123,9 +129,15 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 Json to_json(const TrainingOptions& o) {
-  return {{"model", o.model},         {"epochs", o.epochs},       {"seed", o.seed},
-          {"batch_size", o.batch_size}, {"lr", o.lr},             {"momentum", o.momentum},
-          {"weight_decay", o.weight_decay}, {"lr_step", o.lr_step}, {"lr_gamma", o.lr_gamma},
+  return {{"model", o.model},
+          {"epochs", o.epochs},
+          {"seed", o.seed},
+          {"batch_size", o.batch_size},
+          {"lr", decimal(o.lr)},
+          {"momentum", decimal(o.momentum)},
+          {"weight_decay", decimal(o.weight_decay)},
+          {"lr_step", o.lr_step},
+          {"lr_gamma", decimal(o.lr_gamma)},
           {"per_class", o.per_class}};
 }
 
@@ -196,7 +208,7 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageDataset& full_t
     FLEXNN_CHECK(std::isfinite(loss_sum), "train: the loss became {} in epoch {} (learning rate {} too high?)",
                  loss_sum, epoch + 1, lr);
     Json record = {{"epoch", epoch + 1},
-                   {"lr", lr},
+                   {"lr", decimal(lr)},
                    {"train_loss", loss_sum / seen},
                    {"train_accuracy", 100.0 * correct / seen},
                    {"seconds", train_seconds},
