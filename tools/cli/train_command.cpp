@@ -9,6 +9,8 @@
 
 #include <fmt/core.h>
 
+#include <functional>
+
 namespace flexnn::cli {
 namespace {
 
@@ -16,23 +18,21 @@ struct TrainCommand {
   CommonOptions common;
   TrainingOptions training;
   std::string model = "fmnist-small", flex = "standard", out;
-  float sharpness = 50, threshold_mean = 0.5f, threshold_std = 0.1f, uniform_threshold = 0.1f;
+  double sharpness = 50, threshold_mean = 0.5, threshold_std = 0.1, uniform_threshold = 0.1;  // double: 0.3 stays 0.3 in the config
   bool freeze_threshold = false, resume = false;
-  std::vector<std::pair<std::string, CLI::Option*>> model_flags;  // config key, flag
+  struct ModelFlag {
+    const char* key;  // in the model config
+    CLI::Option* option;
+    std::function<models::Config()> value;
+  };
+  std::vector<ModelFlag> model_flags;  // set only when given, so the model's own defaults apply otherwise
 };
 
 void run(TrainCommand& c) {
   apply_threads(c.common);
   models::Config config = {{"model", c.model}};
-  for (const auto& [key, flag] : c.model_flags) {
-    if (flag->count() == 0) continue;
-    if (key == "flex") config[key] = c.flex;
-    if (key == "sharpness") config[key] = c.sharpness;
-    if (key == "threshold_mean") config[key] = c.threshold_mean;
-    if (key == "threshold_std") config[key] = c.threshold_std;
-    if (key == "uniform_threshold") config[key] = c.uniform_threshold;
-    if (key == "freeze_threshold") config[key] = c.freeze_threshold;
-  }
+  for (const TrainCommand::ModelFlag& flag : c.model_flags)
+    if (flag.option->count() > 0) config[flag.key] = flag.value();
   c.training.model = models::complete_config(config);
   const std::string dataset = models::model_spec(c.training.model).dataset;
   const std::filesystem::path dir = data_dir(c.common, dataset);
@@ -55,21 +55,30 @@ void add_train_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "Train a model with the paper's recipe (SGD, StepLR) into --out");
   TrainingOptions& t = c->training;
   cmd->add_option("--model", c->model, "Model name")->check(CLI::IsMember(models::model_names()))->capture_default_str();
+  TrainCommand& f = *c;
   c->model_flags = {
-      {"flex", cmd->add_option("--flex", c->flex, "Flexible mode: none, standard, uniform, random, reverse")
-                   ->check(CLI::IsMember({"none", "standard", "uniform", "random", "reverse"}))
-                   ->capture_default_str()},
-      {"sharpness", cmd->add_option("--sharpness", c->sharpness, "Gate sharpness s")->check(CLI::PositiveNumber)
-                        ->capture_default_str()},
-      {"threshold_mean", cmd->add_option("--threshold-mean", c->threshold_mean, "Initial thresholds' mean")
-                             ->capture_default_str()},
-      {"threshold_std", cmd->add_option("--threshold-std", c->threshold_std, "Initial thresholds' std (N(0,1): "
-                                                                              "--threshold-mean 0 --threshold-std 1)")
-                            ->check(CLI::NonNegativeNumber)
-                            ->capture_default_str()},
-      {"uniform_threshold", cmd->add_option("--uniform-threshold", c->uniform_threshold, "T of the uniform mode")
-                                ->capture_default_str()},
-      {"freeze_threshold", cmd->add_flag("--freeze-threshold", c->freeze_threshold, "Keep thresholds fixed")},
+      {"flex",
+       cmd->add_option("--flex", f.flex, "Flexible mode: none, standard, uniform, random, reverse")
+           ->check(CLI::IsMember({"none", "standard", "uniform", "random", "reverse"}))
+           ->capture_default_str(),
+       [&f] { return models::Config(f.flex); }},
+      {"sharpness",
+       cmd->add_option("--sharpness", f.sharpness, "Gate sharpness s")->check(CLI::PositiveNumber)->capture_default_str(),
+       [&f] { return models::Config(f.sharpness); }},
+      {"threshold_mean",
+       cmd->add_option("--threshold-mean", f.threshold_mean, "Initial thresholds' mean")->capture_default_str(),
+       [&f] { return models::Config(f.threshold_mean); }},
+      {"threshold_std",
+       cmd->add_option("--threshold-std", f.threshold_std,
+                       "Initial thresholds' std (N(0,1): --threshold-mean 0 --threshold-std 1)")
+           ->check(CLI::NonNegativeNumber)
+           ->capture_default_str(),
+       [&f] { return models::Config(f.threshold_std); }},
+      {"uniform_threshold",
+       cmd->add_option("--uniform-threshold", f.uniform_threshold, "T of the uniform mode")->capture_default_str(),
+       [&f] { return models::Config(f.uniform_threshold); }},
+      {"freeze_threshold", cmd->add_flag("--freeze-threshold", f.freeze_threshold, "Keep thresholds fixed"),
+       [&f] { return models::Config(f.freeze_threshold); }},
   };
   cmd->add_option("--epochs", t.epochs, "Training epochs")->check(CLI::Range(1, 100000))->capture_default_str();
   cmd->add_option("--seed", t.seed, "Seed of initialisation, data order and masks")->capture_default_str();
