@@ -1,0 +1,408 @@
+// Winograd convolution (Lavin & Gray, 2016). Forward, F(m x m, 3 x 3), with a = m + 2 and output
+// tiles t of m x m, each reading an a x a input patch d, over a group of images:
+//   v[t][e][ci] = (B^T d B)[e]      the input transform, e over the a x a transform points,
+//   u[e][co][ci] = (G w G^T)[e]     the weight transform (once per call),
+//   prod[co][e][t] = u[e] x v[.][e]^T   one GEMM per point e (cpu::gemm),
+//   y[co][tile t] = A^T prod[co][.][t] A   the output transform.
+// The input gradient is the same with dy as input and the flipped, transposed weight. The weight
+// gradient is F(3 x 3, m x m) on the same points: v as above, z[t][e][co] from dy's m x m tiles,
+// sum[co][e][ci] = sum over t of z[t][e][co] v[t][e][ci] (one GEMM per point, tiles as the inner
+// dimension, groups accumulated in order), then A^T sum A per (co, ci) gives the 3 x 3 gradient.
+// The transforms run 16 lanes at a time (16 channels of a tile, or 16 tiles of a channel), so
+// they vectorise; channel and tile counts are padded to 16 with zeros. The transform-point index
+// sits between tile and channel, so each tile's transformed values are one contiguous block and
+// every GEMM reads them with a wider stride.
+#include "kernels/cpu/winograd.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "engine/error.hpp"
+#include "kernels/cpu/gemm.hpp"
+#include "kernels/cpu/parallel.hpp"
+
+namespace flexnn::cpu {
+namespace {
+
+constexpr int kLanes = 16;
+
+// The transform matrices of F(m x m, 3 x 3) (modified Toom-Cook) with interpolation points 0, +-1
+// (m = 2), 0, +-1, 2 (m = 3) and 0, +-1, +-2 (m = 4), plus the point at infinity; B^T's rows are
+// scaled to integers and G carries the inverse scale. The weight gradient is F(3 x 3, m x m) on the
+// same points, so it shares B^T: gw (for the m x m output-gradient tile) and atw (to the 3 x 3
+// weight) are its G and A^T.
+template <int M>
+struct Transforms;
+
+template <>
+struct Transforms<2> {
+  static constexpr float bt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, -1, 0, 1}};
+  static constexpr float g[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+  static constexpr float at[2][4] = {{1, 1, 1, 0}, {0, 1, -1, 1}};
+  static constexpr float gw[4][2] = {{1, 0}, {0.5f, 0.5f}, {0.5f, -0.5f}, {0, 1}};
+  static constexpr float atw[3][4] = {{1, 1, 1, 0}, {0, 1, -1, 0}, {0, 1, 1, 1}};
+};
+
+template <>
+struct Transforms<3> {
+  static constexpr float bt[5][5] = {
+      {2, -1, -2, 1, 0}, {0, 2, 1, -1, 0}, {0, -2, 3, -1, 0}, {0, -1, 0, 1, 0}, {0, 2, -1, -2, 1}};
+  static constexpr float g[5][3] = {{0.5f, 0, 0},
+                                    {0.5f, 0.5f, 0.5f},
+                                    {1.0f / 6, -1.0f / 6, 1.0f / 6},
+                                    {1.0f / 6, 1.0f / 3, 2.0f / 3},
+                                    {0, 0, 1}};
+  static constexpr float at[3][5] = {{1, 1, 1, 1, 0}, {0, 1, -1, 2, 0}, {0, 1, 1, 4, 1}};
+  static constexpr const auto& gw = g;  // m = 3: F(3 x 3, 3 x 3) both ways
+  static constexpr const auto& atw = at;
+};
+
+template <>
+struct Transforms<4> {
+  static constexpr float bt[6][6] = {{4, 0, -5, 0, 1, 0},  {0, 4, 4, -1, -1, 0}, {0, -4, 4, 1, -1, 0},
+                                     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+  static constexpr float g[6][3] = {{1.0f / 4, 0, 0},
+                                    {1.0f / 6, 1.0f / 6, 1.0f / 6},
+                                    {1.0f / 6, -1.0f / 6, 1.0f / 6},
+                                    {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                                    {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                                    {0, 0, 1}};
+  static constexpr float at[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+  static constexpr float gw[6][4] = {{1.0f / 4, 0, 0, 0},
+                                     {1.0f / 6, 1.0f / 6, 1.0f / 6, 1.0f / 6},
+                                     {1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6},
+                                     {1.0f / 24, 1.0f / 12, 1.0f / 6, 1.0f / 3},
+                                     {1.0f / 24, -1.0f / 12, 1.0f / 6, -1.0f / 3},
+                                     {0, 0, 0, 1}};
+  static constexpr float atw[3][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 1}};
+};
+
+// out = p in q^T, each entry a vector of kLanes lanes: out[i][j] = sum_r sum_c p[i][r] in[r][c] q[j][c],
+// the r sums first, each in index order (zero coefficients skipped; the tables are constants, so
+// after unrolling only the nonzero terms remain).
+template <int I, int R, int J, int C>
+[[gnu::always_inline]] inline void sandwich(const float (&p)[I][R], const float (&q)[J][C], const float (&in)[R][C][kLanes],
+                                            float (&out)[I][J][kLanes]) {
+  float mid[I][C][kLanes];
+#pragma GCC unroll 8
+  for (int i = 0; i < I; ++i)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      float acc[kLanes] = {};
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const float k = p[i][r];
+        if (k == 0.0f) continue;
+        for (int l = 0; l < kLanes; ++l) acc[l] += k * in[r][c][l];
+      }
+      std::copy(acc, acc + kLanes, mid[i][c]);
+    }
+#pragma GCC unroll 8
+  for (int i = 0; i < I; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < J; ++j) {
+      float acc[kLanes] = {};
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        const float k = q[j][c];
+        if (k == 0.0f) continue;
+        for (int l = 0; l < kLanes; ++l) acc[l] += k * mid[i][c][l];
+      }
+      std::copy(acc, acc + kLanes, out[i][j]);
+    }
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A 3x3 stride-1 convolution of `in_channels` planes [h, w] (padding pad_h, pad_w) into
+// `out_channels` planes [out_h, out_w]: the forward pass (and its weight gradient), or the input
+// gradient seen as one.
+struct Problem {
+  int64_t n, in_channels, h, w;
+  int64_t out_channels, out_h, out_w;
+  int64_t pad_h, pad_w;
+};
+
+// Buffers kept between calls: the calling thread's transformed weight, input and products, and
+// each thread's channel-last copy of an image.
+thread_local std::vector<float> weight_buffer, input_buffer, product_buffer, stage_buffer;
+
+// Where a tile sits in the group's output: its top-left element, and its rows and columns inside
+// the plane (fewer than m at the bottom and right edges).
+struct TilePlace {
+  int64_t offset;
+  int rows, cols;
+};
+thread_local std::vector<TilePlace> tile_places;  // the calling thread's group's tiles
+
+float* grow(std::vector<float>& buffer, int64_t size) {
+  if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<std::size_t>(size));
+  return buffer.data();
+}
+
+// A group's transformed input and products together stay under this many floats (64 MiB).
+// Measured at batch 100, 2 threads: larger groups are faster (fewer passes over the transformed
+// weight; VGG block 3, 256 channels: 115 ms at 32 MiB, 107 at 64, 104 for the whole batch at
+// 118 MiB), so this trades a little speed for memory.
+constexpr int64_t kGroupFloats = int64_t{1} << 24;
+
+template <int M>
+class Winograd {
+ public:
+  static constexpr int kA = M + 2;
+  static constexpr int kPoints = kA * kA;
+  using T = Transforms<M>;
+
+  explicit Winograd(const Problem& p)
+      : p_(p), tiles_h_(ceil_div(p.out_h, M)), tiles_w_(ceil_div(p.out_w, M)),
+        in_padded_(ceil_div(p.in_channels, kLanes) * kLanes), out_padded_(ceil_div(p.out_channels, kLanes) * kLanes) {}
+
+  // out = conv(in, weight) (+ bias); `flip` takes the input gradient's weight, u[o][i] = weight[i][o]
+  // turned by 180 degrees. Per group: v[t][e][c], then prod[o][e][t] = u[e] x v[.][e]^T per point e.
+  void forward(const float* in, const float* weight, bool flip, const float* bias, float* out) {
+    const float* u = transform_weight(weight, flip);
+    for_each_group(in_padded_ + p_.out_channels, [&](int64_t first, int64_t count, int64_t padded) {
+      float* v = grow(input_buffer, padded * kPoints * in_padded_);
+      float* prod = grow(product_buffer, p_.out_channels * kPoints * padded);
+      transform_tiles<kA, T::bt>(in + first * p_.in_channels * p_.h * p_.w, p_.in_channels, p_.h, p_.w, p_.pad_h,
+                                 p_.pad_w, count, padded, v);
+      for (int e = 0; e < kPoints; ++e)
+        gemm(false, true, p_.out_channels, padded, p_.in_channels, 1.0f, u + e * p_.out_channels * in_padded_,
+             in_padded_, v + e * in_padded_, kPoints * in_padded_, 0.0f, prod + e * padded, kPoints * padded);
+      transform_output(prod, count, padded, bias, out + first * p_.out_channels * p_.out_h * p_.out_w);
+    });
+  }
+
+  // dweight[o][i] = sum over images and positions of grad[o] (the output gradient) times in[i]
+  // around them: F(3 x 3, m x m). Per group: v[t][e][i] from in, z[t][e][o] from grad's m x m
+  // tiles, then sum[o][e][i] (+)= z[.][e]^T x v[.][e] per point e, groups added in order.
+  void weight_gradient(const float* in, const float* grad, float* dweight) {
+    float* sum = grow(weight_buffer, p_.out_channels * kPoints * in_padded_);
+    bool first_group = true;
+    for_each_group(in_padded_ + out_padded_, [&](int64_t first, int64_t count, int64_t padded) {
+      float* v = grow(input_buffer, padded * kPoints * in_padded_);
+      float* z = grow(product_buffer, padded * kPoints * out_padded_);
+      transform_tiles<kA, T::bt>(in + first * p_.in_channels * p_.h * p_.w, p_.in_channels, p_.h, p_.w, p_.pad_h,
+                                 p_.pad_w, count, padded, v);
+      transform_tiles<M, T::gw>(grad + first * p_.out_channels * p_.out_h * p_.out_w, p_.out_channels, p_.out_h,
+                                p_.out_w, 0, 0, count, padded, z);
+      for (int e = 0; e < kPoints; ++e)
+        gemm(true, false, p_.out_channels, in_padded_, padded, 1.0f, z + e * out_padded_, kPoints * out_padded_,
+             v + e * in_padded_, kPoints * in_padded_, first_group ? 0.0f : 1.0f, sum + e * in_padded_,
+             kPoints * in_padded_);
+      first_group = false;
+    });
+    parallel_for(0, p_.out_channels, 4, [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o)
+        for (int64_t i0 = 0; i0 < in_padded_; i0 += kLanes) {
+          float m[kA][kA][kLanes], g[3][3][kLanes];
+          for (int e = 0; e < kPoints; ++e)
+            std::copy_n(sum + (o * kPoints + e) * in_padded_ + i0, kLanes, m[e / kA][e % kA]);
+          sandwich(T::atw, T::atw, m, g);
+          for (int64_t l = 0; l < std::min<int64_t>(kLanes, p_.in_channels - i0); ++l)
+            for (int k = 0; k < 9; ++k) dweight[(o * p_.in_channels + i0 + l) * 9 + k] = g[k / 3][k % 3][l];
+        }
+    });
+  }
+
+ private:
+  // Calls body(first, count, padded) for groups of images [first, first + count) in order: as
+  // many as keep kPoints * tiles * channel_floats under kGroupFloats; padded = the group's tiles
+  // rounded up to kLanes.
+  template <typename Body>
+  void for_each_group(int64_t channel_floats, Body&& body) const {
+    const int64_t per_image = tiles_h_ * tiles_w_;
+    const int64_t group =
+        std::clamp<int64_t>(kGroupFloats / (kPoints * per_image * channel_floats), 1, std::max<int64_t>(p_.n, 1));
+    for (int64_t first = 0; first < p_.n; first += group) {
+      const int64_t count = std::min(group, p_.n - first);
+      body(first, count, ceil_div(count * per_image, kLanes) * kLanes);
+    }
+  }
+
+  // The transformed weight u[e][o][i] for o < out_channels, i < in_padded_ (zero past in_channels).
+  const float* transform_weight(const float* weight, bool flip) const {
+    const int64_t rows = p_.out_channels, cols = in_padded_;
+    float* u = grow(weight_buffer, kPoints * rows * cols);
+    parallel_for(0, rows, 8, [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o)
+        for (int64_t i0 = 0; i0 < cols; i0 += kLanes) {
+          float g[3][3][kLanes] = {}, out[kA][kA][kLanes];
+          const int64_t lanes = std::min<int64_t>(kLanes, p_.in_channels - i0);
+          if (flip) {
+            for (int64_t l = 0; l < lanes; ++l) {
+              const float* src = weight + ((i0 + l) * p_.out_channels + o) * 9;
+              for (int k = 0; k < 9; ++k) g[k / 3][k % 3][l] = src[8 - k];
+            }
+          } else {
+            const float* src = weight + (o * p_.in_channels + i0) * 9;  // lanes x 9, contiguous
+            for (int64_t l = 0; l < lanes; ++l)
+              for (int k = 0; k < 9; ++k) g[k / 3][k % 3][l] = src[l * 9 + k];
+          }
+          sandwich(T::g, T::g, g, out);
+          for (int e = 0; e < kPoints; ++e) std::copy_n(out[e / kA][e % kA], kLanes, u + (e * rows + o) * cols + i0);
+        }
+    });
+    return u;
+  }
+
+  // v[t][e][c] = (p d p^T)[e] for the group's tiles t < padded and c < `channels` rounded up to
+  // kLanes, d being the R x R patch of planes [h, w] (zero outside) at row ty * M - pad_h, column
+  // tx * M - pad_w; zero for channels past `channels` and tiles past the `count` images'. Each
+  // image is first laid out channel-last in a zero-bordered buffer that holds every tile's patch,
+  // so that a patch point's 16 channels are one contiguous vector.
+  // (p is a template argument so that its zero and unit coefficients fold away.)
+  template <int R, const float (&p)[kA][R]>
+  void transform_tiles(const float* in, int64_t channels, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w,
+                       int64_t count, int64_t padded, float* v) const {
+    const int64_t per_image = tiles_h_ * tiles_w_, plane = h * w, cp = ceil_div(channels, kLanes) * kLanes;
+    const int64_t rows = tiles_h_ * M + R - M, cols = tiles_w_ * M + R - M;
+    parallel_for(0, count, 1, [&](int64_t i0, int64_t i1) {
+      float* stage = grow(stage_buffer, rows * cols * cp);
+      // The border (rows and columns outside the planes) is zero; the image's 16 x 16 blocks of
+      // (channel, position) are copied transposed, zero past the last channel.
+      std::fill(stage, stage + pad_h * cols * cp, 0.0f);
+      std::fill(stage + (h + pad_h) * cols * cp, stage + rows * cols * cp, 0.0f);
+      for (int64_t r = 0; r < h; ++r) {
+        float* row = stage + (r + pad_h) * cols * cp;
+        std::fill(row, row + pad_w * cp, 0.0f);
+        std::fill(row + (w + pad_w) * cp, row + cols * cp, 0.0f);
+      }
+      for (int64_t image = i0; image < i1; ++image) {
+        const float* x = in + image * channels * plane;
+        for (int64_t c0 = 0; c0 < cp; c0 += kLanes)
+          for (int64_t q0 = 0; q0 < plane; q0 += kLanes) {
+            const int64_t lanes = std::min<int64_t>(kLanes, channels - c0), positions = std::min<int64_t>(kLanes, plane - q0);
+            float block[kLanes][kLanes] = {};
+            for (int64_t l = 0; l < lanes; ++l) {
+              const float* src = x + (c0 + l) * plane + q0;
+              if (positions == kLanes) {
+                std::memcpy(block[l], src, sizeof(block[l]));
+              } else {
+                for (int64_t j = 0; j < positions; ++j) block[l][j] = src[j];
+              }
+            }
+            for (int64_t j = 0; j < positions; ++j) {
+              const int64_t r = (q0 + j) / w, c = (q0 + j) % w;
+              float* dst = stage + ((r + pad_h) * cols + c + pad_w) * cp + c0;
+              for (int l = 0; l < kLanes; ++l) dst[l] = block[l][j];
+            }
+          }
+        for (int64_t t = 0; t < per_image; ++t) {
+          const float* patch = stage + ((t / tiles_w_) * M * cols + (t % tiles_w_) * M) * cp;
+          float* dst = v + (image * per_image + t) * kPoints * cp;
+          for (int64_t c0 = 0; c0 < cp; c0 += kLanes) {
+            float d[R][R][kLanes], out[kA][kA][kLanes];
+            for (int r = 0; r < R; ++r)
+              for (int c = 0; c < R; ++c) std::copy_n(patch + (r * cols + c) * cp + c0, kLanes, d[r][c]);
+            sandwich(p, p, d, out);
+            for (int e = 0; e < kPoints; ++e) std::copy_n(out[e / kA][e % kA], kLanes, dst + e * cp + c0);
+          }
+        }
+      }
+    });
+    std::fill(v + count * per_image * kPoints * cp, v + padded * kPoints * cp, 0.0f);
+  }
+
+  // out planes of the group's images from prod[o][e][t], 16 tiles at a time, plus bias.
+  void transform_output(const float* prod, int64_t count, int64_t padded, const float* bias, float* out) const {
+    const int64_t per_image = tiles_h_ * tiles_w_, tiles = count * per_image, plane = p_.out_h * p_.out_w;
+    const int64_t rows = p_.out_channels;
+    if (static_cast<int64_t>(tile_places.size()) < tiles) tile_places.resize(static_cast<std::size_t>(tiles));
+    TilePlace* places = tile_places.data();  // the pool's threads read the caller's
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t image = t / per_image, ty = t % per_image / tiles_w_, tx = t % tiles_w_;
+      places[t] = {image * rows * plane + ty * M * p_.out_w + tx * M, static_cast<int>(std::min<int64_t>(M, p_.out_h - ty * M)),
+                   static_cast<int>(std::min<int64_t>(M, p_.out_w - tx * M))};
+    }
+    parallel_for(0, rows, 4, [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        const float b = bias != nullptr ? bias[o] : 0.0f;
+        for (int64_t t0 = 0; t0 < tiles; t0 += kLanes) {
+          float m[kA][kA][kLanes], y[M][M][kLanes];
+          for (int e = 0; e < kPoints; ++e) std::copy_n(prod + (o * kPoints + e) * padded + t0, kLanes, m[e / kA][e % kA]);
+          sandwich(T::at, T::at, m, y);
+          for (int64_t l = 0; l < std::min<int64_t>(kLanes, tiles - t0); ++l) {
+            const TilePlace& at = places[t0 + l];
+            float* dst = out + o * plane + at.offset;
+            if (at.rows == M && at.cols == M) {
+              for (int i = 0; i < M; ++i)
+                for (int j = 0; j < M; ++j) dst[i * p_.out_w + j] = y[i][j][l] + b;
+            } else {
+              for (int i = 0; i < at.rows; ++i)
+                for (int j = 0; j < at.cols; ++j) dst[i * p_.out_w + j] = y[i][j][l] + b;
+            }
+          }
+        }
+      }
+    });
+  }
+
+  Problem p_;
+  int64_t tiles_h_, tiles_w_, in_padded_, out_padded_;
+};
+
+// Calls body(winograd) with a Winograd<m> for p.
+template <typename Body>
+void with_tile(const Problem& p, int m, Body&& body) {
+  if (m == 2) {
+    Winograd<2> w(p);
+    body(w);
+  } else if (m == 3) {
+    Winograd<3> w(p);
+    body(w);
+  } else {
+    Winograd<4> w(p);
+    body(w);
+  }
+}
+
+void check(const Conv2dShape& s, int m) {
+  FLEXNN_CHECK(winograd_fits(s),
+               "winograd convolution: expected a 3x3 kernel, stride 1 and padding 0..2, found a {}x{} kernel, stride "
+               "({}, {}), padding ({}, {})",
+               s.kh, s.kw, s.stride_h, s.stride_w, s.pad_h, s.pad_w);
+  FLEXNN_CHECK(m >= 2 && m <= 4, "winograd convolution: expected output tiles of 2, 3 or 4, found {}", m);
+  const int64_t out_h = s.h + 2 * s.pad_h - 2, out_w = s.w + 2 * s.pad_w - 2;
+  FLEXNN_CHECK(out_h > 0 && out_w > 0,
+               "winograd convolution: expected an input at least as large as the 3x3 kernel once padded, found {}x{} "
+               "with padding ({}, {})",
+               s.h, s.w, s.pad_h, s.pad_w);
+  FLEXNN_CHECK(s.out_h == out_h && s.out_w == out_w,
+               "winograd convolution: expected a {}x{} output for a {}x{} input with padding ({}, {}), found {}x{}",
+               out_h, out_w, s.h, s.w, s.pad_h, s.pad_w, s.out_h, s.out_w);
+}
+
+}  // namespace
+
+bool winograd_fits(const Conv2dShape& s) {
+  return s.kh == 3 && s.kw == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h >= 0 && s.pad_h <= 2 &&
+         s.pad_w >= 0 && s.pad_w <= 2;
+}
+
+void winograd_forward(const Conv2dShape& s, int m, const float* x, const float* weight, const float* bias, float* y) {
+  check(s, m);
+  if (s.n == 0) return;
+  with_tile({s.n, s.c_in, s.h, s.w, s.c_out, s.out_h, s.out_w, s.pad_h, s.pad_w}, m,
+            [&](auto& w) { w.forward(x, weight, false, bias, y); });
+}
+
+void winograd_backward_input(const Conv2dShape& s, int m, const float* dy, const float* weight, float* dx) {
+  check(s, m);
+  if (s.n == 0) return;
+  with_tile({s.n, s.c_out, s.out_h, s.out_w, s.c_in, s.h, s.w, 2 - s.pad_h, 2 - s.pad_w}, m,
+            [&](auto& w) { w.forward(dy, weight, true, nullptr, dx); });
+}
+
+void winograd_backward_weight(const Conv2dShape& s, int m, const float* x, const float* dy, float* dweight) {
+  check(s, m);
+  if (s.n == 0) {
+    std::fill(dweight, dweight + s.c_out * s.c_in * 9, 0.0f);
+    return;
+  }
+  with_tile({s.n, s.c_in, s.h, s.w, s.c_out, s.out_h, s.out_w, s.pad_h, s.pad_w}, m,
+            [&](auto& w) { w.weight_gradient(x, dy, dweight); });
+}
+
+}  // namespace flexnn::cpu
