@@ -33,23 +33,15 @@ constexpr const char* kModelPrefix = "model.";
 
 bool is_threshold(const std::string& name) { return name == "threshold" || name.ends_with(".threshold"); }
 
-// Two SGD groups: every parameter but the thresholds (with weight decay), then the thresholds.
+// The optimiser and the parameter names in its group order (matching SGD::momentum_buffers()).
 struct Optimiser {
-  std::vector<std::string> names;  // in group order, matching SGD::momentum_buffers()
+  std::vector<std::string> names;
   std::unique_ptr<optim::SGD> sgd;
 };
 
 Optimiser make_optimiser(const nn::Module& model, const TrainingOptions& o) {
-  optim::ParamGroup weights{{}, {o.lr, o.momentum, o.weight_decay}}, thresholds{{}, {o.lr, o.momentum, 0.0f}};
-  Optimiser result;
-  std::vector<std::string> threshold_names;
-  for (const auto& [name, p] : model.named_parameters()) {
-    (is_threshold(name) ? thresholds.params : weights.params).push_back(p);
-    (is_threshold(name) ? threshold_names : result.names).push_back(name);
-  }
-  result.names.insert(result.names.end(), threshold_names.begin(), threshold_names.end());
-  result.sgd = std::make_unique<optim::SGD>(std::vector<optim::ParamGroup>{weights, thresholds});
-  return result;
+  ParameterGroups groups = parameter_groups(model, o);
+  return {std::move(groups.names), std::make_unique<optim::SGD>(std::move(groups.groups))};
 }
 
 // The resumable state: the weights, the momentum buffers, the generator and the log so far.
@@ -127,6 +119,17 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 }  // namespace
+
+ParameterGroups parameter_groups(const nn::Module& model, const TrainingOptions& o) {
+  optim::ParamGroup weights{{}, {o.lr, o.momentum, o.weight_decay}}, thresholds{{}, {o.lr, o.momentum, 0.0f}};
+  std::vector<std::string> weight_names, threshold_names;
+  for (const auto& [name, p] : model.named_parameters()) {
+    (is_threshold(name) ? thresholds.params : weights.params).push_back(p);
+    (is_threshold(name) ? threshold_names : weight_names).push_back(name);
+  }
+  weight_names.insert(weight_names.end(), threshold_names.begin(), threshold_names.end());
+  return {{weights, thresholds}, weight_names};
+}
 
 Json to_json(const TrainingOptions& o) {
   return {{"model", o.model},

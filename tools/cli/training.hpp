@@ -10,6 +10,7 @@
 
 #include "datasets/image_dataset.hpp"
 #include "engine/nn/module.hpp"
+#include "engine/optim/sgd.hpp"
 #include "models/registry.hpp"
 
 #include <nlohmann/json.hpp>
@@ -31,6 +32,15 @@ struct TrainingOptions {
   bool evaluate_each_epoch = true;  // test accuracy in every log line (else only at the end)
 };
 nlohmann::json to_json(const TrainingOptions& options);
+
+// The paper's two SGD groups: every parameter but the thresholds (named "threshold" or
+// "*.threshold"), with weight decay; then the thresholds, without. names lists the parameters in
+// that order.
+struct ParameterGroups {
+  std::vector<optim::ParamGroup> groups;
+  std::vector<std::string> names;
+};
+ParameterGroups parameter_groups(const nn::Module& model, const TrainingOptions& options);
 
 enum class Output { progress_bar, lines, quiet };
 
