@@ -1,5 +1,6 @@
 // 2-D convolution (cross-correlation, zero padding) on NCHW float buffers, forward and backward,
-// as im2col + GEMM (for small padded planes, one GEMM per kernel tap). Every result is
+// as im2col + GEMM (for small padded planes, one GEMM per kernel tap; for deep 3x3 stride-1
+// convolutions, Winograd: kernels/cpu/winograd.hpp). Every result is
 // bit-identical for any thread count: images are independent, and the weight gradient is one GEMM
 // per fixed-size group of images, accumulated in group order.
 #pragma once
