@@ -3,6 +3,8 @@
 // wider than the matrices, alpha and beta (beta = 0 must ignore NaN in C), bit-identical
 // results for any thread count, and products with a PackedA bit-identical to the plain ones.
 #include <catch2/catch.hpp>
+
+#include "random_values.hpp"
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -15,16 +17,7 @@
 namespace flexnn {
 namespace {
 
-// Deterministic pseudo-random values in [-1, 1).
-std::vector<float> random_values(int64_t count, uint32_t seed) {
-  std::vector<float> v(static_cast<std::size_t>(count));
-  uint32_t s = seed * 2654435761u + 12345u;
-  for (float& x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = static_cast<float>(s >> 8) / static_cast<float>(1u << 23) - 1.0f;
-  }
-  return v;
-}
+using testing::random_values;
 
 struct GemmCase {
   bool trans_a, trans_b;

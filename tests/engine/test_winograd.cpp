@@ -6,6 +6,8 @@
 // it on a deep shape; errors for bad shapes.
 #include <algorithm>
 #include <catch2/catch.hpp>
+
+#include "random_values.hpp"
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -21,16 +23,7 @@ namespace {
 
 using cpu::Conv2dShape;
 
-// Deterministic pseudo-random values in [-1, 1).
-std::vector<float> random_values(int64_t count, uint32_t seed) {
-  std::vector<float> v(static_cast<std::size_t>(count));
-  uint32_t s = seed * 2654435761u + 12345u;
-  for (float& x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = static_cast<float>(s >> 8) / static_cast<float>(1u << 23) - 1.0f;
-  }
-  return v;
-}
+using testing::random_values;
 
 Conv2dShape conv3x3(int64_t n, int64_t c_in, int64_t h, int64_t w, int64_t c_out, int64_t pad_h, int64_t pad_w) {
   return {n, c_in, h, w, c_out, 3, 3, 1, 1, pad_h, pad_w, h + 2 * pad_h - 2, w + 2 * pad_w - 2};
