@@ -18,6 +18,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/cpu/conv2d_direct.hpp"
 #include "kernels/cpu/gemm.hpp"
 #include "kernels/cpu/parallel.hpp"
 #include "kernels/cpu/winograd.hpp"
@@ -449,6 +450,10 @@ double plane_sum(const float* p, int64_t size) {
 }  // namespace
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, const float* bias, float* y) {
+  if (conv2d_direct_pays(s)) {
+    conv2d_direct_forward(s, x, weight, bias, y);
+    return;
+  }
   if (const int m = winograd_tile(s, s.out_h, s.out_w)) {
     winograd_forward(s, m, x, weight, bias, y);
     return;
