@@ -4,6 +4,7 @@
 #include "engine/autograd/node.hpp"
 #include "engine/ops.hpp"
 #include "engine/ops/check.hpp"
+#include "engine/ops/pool_shape.hpp"
 #include "kernels/cpu/flexible.hpp"
 
 namespace flexnn::ops {
@@ -22,15 +23,8 @@ Tensor flexible_blend(const Tensor& c, const Tensor& x, const Tensor& gate_value
                "{}: the input has {} channels and the convolution {}: they must be equal, or the input must have "
                "1 channel (broadcast to all); input {}, convolution output {}",
                op, x.size(1), c.size(1), shape_str(x.shape()), shape_str(c.shape()));
-  FLEXNN_CHECK(pool.kernel.h > 0 && pool.kernel.w > 0 && pool.stride.h > 0 && pool.stride.w > 0,
-               "{}: pool kernel {}x{} and stride {}x{} must be positive", op, pool.kernel.h, pool.kernel.w,
-               pool.stride.h, pool.stride.w);
-  FLEXNN_CHECK(pool.padding.h >= 0 && pool.padding.w >= 0 && pool.padding.h <= pool.kernel.h / 2 &&
-                   pool.padding.w <= pool.kernel.w / 2,
-               "{}: pool padding {}x{} must be non-negative and at most half the kernel {}x{}", op, pool.padding.h,
-               pool.padding.w, pool.kernel.h, pool.kernel.w);
-  const int64_t pool_h = cpu::pool_output_size(x.size(2), pool.kernel.h, pool.stride.h, pool.padding.h, false);
-  const int64_t pool_w = cpu::pool_output_size(x.size(3), pool.kernel.w, pool.stride.w, pool.padding.w, false);
+  const cpu::Pool2dShape pooled = pool_shape(op, x, pool.kernel, pool.stride, pool.padding, false);
+  const int64_t pool_h = pooled.out_h, pool_w = pooled.out_w;
   FLEXNN_CHECK(pool_h == c.size(2) && pool_w == c.size(3),
                "{}: the pool branch gives {}x{} maps (input {}, pool {}x{}, stride {}x{}, padding {}x{}) but the "
                "convolution gives {}x{} (output {}): both branches must have the same spatial size",
@@ -46,17 +40,7 @@ Tensor flexible_blend(const Tensor& c, const Tensor& x, const Tensor& gate_value
                              .h = c.size(2),
                              .w = c.size(3),
                              .pool_channels = x.size(1),
-                             .pool = {.planes = x.size(0) * x.size(1),
-                                      .h = x.size(2),
-                                      .w = x.size(3),
-                                      .out_h = pool_h,
-                                      .out_w = pool_w,
-                                      .kh = pool.kernel.h,
-                                      .kw = pool.kernel.w,
-                                      .stride_h = pool.stride.h,
-                                      .stride_w = pool.stride.w,
-                                      .pad_h = pool.padding.h,
-                                      .pad_w = pool.padding.w}};
+                             .pool = pooled};
   Tensor y = Tensor::empty(c.shape());
   const bool need_c = c.requires_grad(), need_x = x.requires_grad();
   const bool need_gate = gate != FlexGate::mask && gate_values.requires_grad();

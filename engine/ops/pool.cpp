@@ -3,12 +3,11 @@
 #include "engine/autograd/node.hpp"
 #include "engine/ops.hpp"
 #include "engine/ops/check.hpp"
+#include "engine/ops/pool_shape.hpp"
 #include "kernels/cpu/pool2d.hpp"
 
 namespace flexnn::ops {
-namespace {
 
-// Validates a pooling call and returns its shape; errors name the op.
 cpu::Pool2dShape pool_shape(const char* op, const Tensor& x, Size2 kernel, std::optional<Size2> stride_opt,
                             Size2 padding, bool ceil_mode) {
   const Size2 stride = stride_opt.value_or(kernel);
@@ -39,8 +38,6 @@ cpu::Pool2dShape pool_shape(const char* op, const Tensor& x, Size2 kernel, std::
           .pad_h = padding.h,
           .pad_w = padding.w};
 }
-
-}  // namespace
 
 Tensor max_pool2d(const Tensor& x, Size2 kernel, std::optional<Size2> stride, Size2 padding, bool ceil_mode) {
   const cpu::Pool2dShape s = pool_shape("max_pool2d", x, kernel, stride, padding, ceil_mode);

@@ -175,6 +175,32 @@ std::vector<std::vector<float>> gradients(const std::function<Tensor(const std::
   return grads;
 }
 
+// conv2d's output and input, weight and bias gradients against the direct loops, for one case.
+void check_against_loops(const ConvCase& c, Generator& gen) {
+  CAPTURE(shape_str(c.x), shape_str(c.w));
+  Tensor x = Tensor::randn(c.x, gen).requires_grad_();
+  Tensor w = Tensor::randn(c.w, gen, 0.0f, 0.1f).requires_grad_();
+  Tensor b = c.bias ? Tensor::randn({c.w[0]}, gen).requires_grad_() : Tensor();
+  Tensor y = ops::conv2d(x, w, b, c.stride, c.padding);
+  Shape expected_shape;
+  const std::vector<double> expected = naive_conv(x, w, b, c.stride, c.padding, expected_shape);
+  REQUIRE(y.shape() == expected_shape);
+  check_close(y.to_vector(), expected, 1e-5);
+  Tensor dy = Tensor::randn(y.shape(), gen);
+  y.backward(dy);
+  const NaiveConvGrads grads = naive_conv_grads(x, w, dy, c.stride, c.padding);
+  check_close(x.grad().to_vector(), grads.dx, 1e-5);
+  check_close(w.grad().to_vector(), grads.dw, 1e-5);
+  if (c.bias) {
+    const std::vector<float> dyv = dy.to_vector();
+    const int64_t planes = y.size(0) * y.size(1), plane = y.size(2) * y.size(3);
+    std::vector<double> db(c.w[0], 0.0);
+    for (int64_t p = 0; p < planes; ++p)
+      for (int64_t q = 0; q < plane; ++q) db[p % c.w[0]] += dyv[p * plane + q];
+    check_close(b.grad().to_vector(), db, 1e-5);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("conv2d forward matches a direct loop", "[conv]") {
@@ -253,28 +279,7 @@ TEST_CASE("conv2d gradients match direct loops", "[conv]") {
       {{5, 2, 3, 4}, {3, 2, 3, 2}, false, 2, {2, 3}},
       {{3, 2, 2, 3}, {3, 2, 1, 1}, true, 1, 1},  // 1x1 kernel with padding: im2col path
   };
-  for (const ConvCase& c : cases) {
-    CAPTURE(shape_str(c.x), shape_str(c.w));
-    Tensor x = Tensor::randn(c.x, gen).requires_grad_();
-    Tensor w = Tensor::randn(c.w, gen, 0.0f, 0.1f).requires_grad_();
-    Tensor b = c.bias ? Tensor::randn({c.w[0]}, gen).requires_grad_() : Tensor();
-    Tensor y = ops::conv2d(x, w, b, c.stride, c.padding);
-    Shape expected_shape;
-    check_close(y.to_vector(), naive_conv(x, w, b, c.stride, c.padding, expected_shape), 1e-5);
-    Tensor dy = Tensor::randn(y.shape(), gen);
-    y.backward(dy);
-    const NaiveConvGrads expected = naive_conv_grads(x, w, dy, c.stride, c.padding);
-    check_close(x.grad().to_vector(), expected.dx, 1e-5);
-    check_close(w.grad().to_vector(), expected.dw, 1e-5);
-    if (c.bias) {
-      const std::vector<float> dyv = dy.to_vector();
-      const int64_t planes = y.size(0) * y.size(1), plane = y.size(2) * y.size(3);
-      std::vector<double> db(c.w[0], 0.0);
-      for (int64_t p = 0; p < planes; ++p)
-        for (int64_t q = 0; q < plane; ++q) db[p % c.w[0]] += dyv[p * plane + q];
-      check_close(b.grad().to_vector(), db, 1e-5);
-    }
-  }
+  for (const ConvCase& c : cases) check_against_loops(c, gen);
 }
 
 namespace {
@@ -325,22 +330,7 @@ TEST_CASE("conv2d per-tap path matches direct loops and the thread count does no
       {{3, 64, 2, 2}, {4, 64, 3, 3}, true, 1, 2},
       {{4, 96, 7, 7}, {24, 96, 3, 3}, true, 1, 1},
   };
-  for (const ConvCase& c : cases) {
-    CAPTURE(shape_str(c.x), shape_str(c.w));
-    Tensor x = Tensor::randn(c.x, gen).requires_grad_();
-    Tensor w = Tensor::randn(c.w, gen, 0.0f, 0.1f).requires_grad_();
-    Tensor b = c.bias ? Tensor::randn({c.w[0]}, gen).requires_grad_() : Tensor();
-    Tensor y = ops::conv2d(x, w, b, c.stride, c.padding);
-    Shape expected_shape;
-    const std::vector<double> expected = naive_conv(x, w, b, c.stride, c.padding, expected_shape);
-    REQUIRE(y.shape() == expected_shape);
-    check_close(y.to_vector(), expected, 1e-5);
-    Tensor dy = Tensor::randn(y.shape(), gen);
-    y.backward(dy);
-    const NaiveConvGrads grads = naive_conv_grads(x, w, dy, c.stride, c.padding);
-    check_close(x.grad().to_vector(), grads.dx, 1e-5);
-    check_close(w.grad().to_vector(), grads.dw, 1e-5);
-  }
+  for (const ConvCase& c : cases) check_against_loops(c, gen);
   // Many groups of images, run in parallel (each GEMM serial), and a few groups, each over the pool.
   const std::vector<ConvCase> identity_cases = {
       {{80, 1024, 7, 7}, {16, 1024, 3, 3}, true, 1, 1},

@@ -42,6 +42,9 @@ const PaperRow& paper_row(const std::string& variant) {
   fail("table2: unknown variant '{}': expected none, uniform, standard, reverse or random", variant);
 }
 
+// A JSON number, or NaN for null (a missing paper value, a SEM of one seed).
+double value(const Json& j) { return j.is_number() ? j.get<double>() : kNaN; }
+
 struct MeanSem {
   double mean, sem;  // sem is NaN for a single value
 };
@@ -146,7 +149,6 @@ Json run_table2(const Table2Options& o, const datasets::ImageDataset& train_set,
              "ours FGSM %");
   for (const Json& r : rows) {
     const Json& p = r["paper"];
-    auto value = [](const Json& j) { return j.is_number() ? j.get<double>() : kNaN; };
     fmt::print("{:<28}{:>16}{:>16}{:>16}{:>16}\n", r["name"].get<std::string>(),
                cell(value(p["clean"]), value(p["clean_sem"])), cell(value(r["clean_mean"]), value(r["clean_sem"])),
                cell(value(p["fgsm"]), value(p["fgsm_sem"])), cell(value(r["fgsm_mean"]), value(r["fgsm_sem"])));
@@ -163,7 +165,6 @@ Json run_table2(const Table2Options& o, const datasets::ImageDataset& train_set,
   Series paper_clean{"paper clean", {}, {}}, ours_clean{"ours clean", {}, {}}, paper_fgsm{"paper FGSM", {}, {}},
       ours_fgsm{"ours FGSM", {}, {}};
   for (const Json& r : rows) {
-    auto value = [](const Json& j) { return j.is_number() ? j.get<double>() : kNaN; };
     chart.categories.push_back(r["variant"].get<std::string>());
     paper_clean.values.push_back(value(r["paper"]["clean"]));
     paper_clean.errors.push_back(value(r["paper"]["clean_sem"]));
