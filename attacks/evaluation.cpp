@@ -13,8 +13,9 @@
 namespace flexnn::attacks {
 namespace {
 
+// Correct predictions among the logits' rows; the labels are on the CPU.
 int64_t correct(const Tensor& logits, const Tensor& labels) {
-  const Tensor predicted = ops::argmax(logits, 1);
+  const Tensor predicted = ops::argmax(logits, 1).to(kCPU);
   const int64_t* p = predicted.data<int64_t>();
   const int64_t* truth = labels.data<int64_t>();
   int64_t n = 0;
@@ -28,6 +29,7 @@ EvaluationResult evaluate(nn::Module& model, const datasets::ImageDataset& data,
   const auto start = std::chrono::steady_clock::now();
   FLEXNN_CHECK(data.size() > 0, "evaluate: the data set is empty");
   model.eval();
+  const Device device = model.device();
   const std::vector<nn::FlexibleConv2d*> flexible = models::flexible_layers(model);
   for (nn::FlexibleConv2d* layer : flexible) layer->reset_pool_fraction();
   std::vector<std::vector<float>> eps;
@@ -38,14 +40,15 @@ EvaluationResult evaluate(nn::Module& model, const datasets::ImageDataset& data,
   int64_t clean = 0;
   std::vector<int64_t> adversarial(eps.size(), 0);
   while (auto batch = loader.next()) {
+    const Tensor images = batch->images.to(device);
     for (nn::FlexibleConv2d* layer : flexible) layer->count_pool_units(true);
     Tensor logits;
     Tensor grad;
     if (eps.empty()) {
       NoGradGuard no_grad;
-      logits = model(batch->images);
+      logits = model(images);
     } else {
-      InputGradient g = loss_input_gradient(model, batch->images, batch->labels);
+      InputGradient g = loss_input_gradient(model, images, batch->labels.to(device));
       logits = g.logits;
       grad = g.grad;
     }
@@ -53,7 +56,7 @@ EvaluationResult evaluate(nn::Module& model, const datasets::ImageDataset& data,
     clean += correct(logits, batch->labels);
     NoGradGuard no_grad;
     for (size_t k = 0; k < eps.size(); ++k)
-      adversarial[k] += correct(model(fgsm_step(batch->images, grad, eps[k])), batch->labels);
+      adversarial[k] += correct(model(fgsm_step(images, grad, eps[k])), batch->labels);
   }
 
   EvaluationResult result;

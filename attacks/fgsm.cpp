@@ -67,7 +67,7 @@ Tensor fgsm_step(const Tensor& x, const Tensor& grad, std::span<const float> eps
                shape_str(x.shape()), eps.size());
   NoGradGuard no_grad;
   const Tensor step = Tensor::from_vector(std::vector<float>(eps.begin(), eps.end()),
-                                          {static_cast<int64_t>(eps.size()), 1, 1});
+                                          {static_cast<int64_t>(eps.size()), 1, 1}, x.device());
   return ops::clamp(x + ops::sign(grad) * step, 0.0f, 1.0f);
 }
 

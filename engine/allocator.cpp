@@ -1,8 +1,10 @@
-// Caching allocator: a multimap from rounded block size to free blocks, behind one mutex.
-// A request takes the smallest cached block of at least its size and at most twice it.
+// Caching allocators: per device type, a multimap from rounded block size to free blocks, behind
+// one mutex. A request takes the smallest cached block of at least its size and at most twice it;
+// when the system (or the GPU) is out of memory, the cache is emptied and the request retried.
 #include "engine/allocator.hpp"
 
 #include "engine/error.hpp"
+#include "kernels/cuda/memory.hpp"
 
 #include <cstdlib>
 #include <map>
@@ -11,9 +13,20 @@
 namespace flexnn {
 namespace {
 
-constexpr std::size_t kAlignment = 64;
-
 std::size_t rounded(std::size_t bytes) { return (std::max<std::size_t>(bytes, 1) + 255) / 256 * 256; }
+
+void* system_allocate(DeviceType type, std::size_t size) {
+  if (type == DeviceType::CUDA) return cuda::device_malloc(size);
+  return std::aligned_alloc(64, size);
+}
+
+void system_free(DeviceType type, void* ptr) {
+  if (type == DeviceType::CUDA) {
+    cuda::device_free(ptr);
+  } else {
+    std::free(ptr);
+  }
+}
 
 struct Cache {
   std::mutex mutex;
@@ -21,16 +34,25 @@ struct Cache {
   std::size_t cached_bytes = 0;
 };
 
-Cache& cache() {
-  static Cache* instance = new Cache();  // outlives tensors destroyed during static destruction
-  return *instance;
+Cache& cache(DeviceType type) {
+  // Outlive tensors destroyed during static destruction.
+  static Cache* caches = new Cache[2];
+  return caches[type == DeviceType::CUDA ? 1 : 0];
+}
+
+std::string out_of_memory(Device device, std::size_t bytes) {
+  if (device.type != DeviceType::CUDA) return fmt::format("out of memory: could not allocate {} bytes on the CPU", bytes);
+  std::size_t free_bytes = 0, total_bytes = 0;
+  cuda::memory_info(free_bytes, total_bytes);
+  return fmt::format("CUDA out of memory: could not allocate {} bytes on {} ({} bytes free of {})", bytes,
+                     device.str(), free_bytes, total_bytes);
 }
 
 }  // namespace
 
-void* cpu_allocate(std::size_t bytes) {
+void* device_allocate(Device device, std::size_t bytes) {
   const std::size_t size = rounded(bytes);
-  Cache& c = cache();
+  Cache& c = cache(device.type);
   {
     std::lock_guard lock(c.mutex);
     auto it = c.free_blocks.lower_bound(size);
@@ -41,33 +63,33 @@ void* cpu_allocate(std::size_t bytes) {
       return ptr;
     }
   }
-  void* ptr = std::aligned_alloc(kAlignment, size);
+  void* ptr = system_allocate(device.type, size);
   if (ptr == nullptr) {
-    cpu_empty_cache();
-    ptr = std::aligned_alloc(kAlignment, size);
+    empty_cache(device.type);
+    ptr = system_allocate(device.type, size);
   }
-  FLEXNN_CHECK(ptr != nullptr, "out of memory: could not allocate {} bytes on the CPU", bytes);
+  if (ptr == nullptr) throw Error(out_of_memory(device, bytes));
   return ptr;
 }
 
-void cpu_free(void* ptr, std::size_t bytes) {
+void device_release(Device device, void* ptr, std::size_t bytes) {
   if (ptr == nullptr) return;
-  Cache& c = cache();
+  Cache& c = cache(device.type);
   std::lock_guard lock(c.mutex);
   c.free_blocks.emplace(rounded(bytes), ptr);
   c.cached_bytes += rounded(bytes);
 }
 
-void cpu_empty_cache() {
-  Cache& c = cache();
+void empty_cache(DeviceType type) {
+  Cache& c = cache(type);
   std::lock_guard lock(c.mutex);
-  for (auto& [size, ptr] : c.free_blocks) std::free(ptr);
+  for (auto& [size, ptr] : c.free_blocks) system_free(type, ptr);
   c.free_blocks.clear();
   c.cached_bytes = 0;
 }
 
-std::size_t cpu_cached_bytes() {
-  Cache& c = cache();
+std::size_t cached_bytes(DeviceType type) {
+  Cache& c = cache(type);
   std::lock_guard lock(c.mutex);
   return c.cached_bytes;
 }

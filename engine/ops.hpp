@@ -81,6 +81,12 @@ struct FlexibleStats {  // units that took the pool branch, accumulated over cal
 };
 Tensor flexible_blend(const Tensor& c, const Tensor& x, const Tensor& gate_values, FlexGate gate, float sharpness,
                       const FlexiblePool& pool, FlexibleStats* stats = nullptr);
+// The whole flexible layer: flexible_blend(conv2d(x, weight, bias, stride, padding), x, ...). On the
+// CPU it is that composition; on CUDA one fused kernel each way (the convolution, the pool, the gate
+// and the blend in one pass; the gradients of x, weight, bias and thresholds in one pass).
+Tensor flexible_conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 stride, Size2 padding,
+                       const Tensor& gate_values, FlexGate gate, float sharpness, const FlexiblePool& pool,
+                       FlexibleStats* stats = nullptr);
 
 // Batch normalisation over [N,C] or [N,C,H,W]. In training, batch statistics normalise and the
 // running statistics (if given) move by `momentum`, with the unbiased variance, as in torch.

@@ -5,6 +5,7 @@
 #include "engine/autograd/node.hpp"
 #include "engine/generator.hpp"
 #include "kernels/cpu/parallel.hpp"
+#include "kernels/cuda/memory.hpp"
 #include "kernels/philox.hpp"
 
 #include <cmath>
@@ -12,9 +13,28 @@
 
 namespace flexnn {
 
-Storage::Storage(std::size_t bytes, Device device) : data_(cpu_allocate(bytes)), bytes_(bytes), device_(device) {}
+Storage::Storage(std::size_t bytes, Device device)
+    : data_(device_allocate(device, bytes)), bytes_(bytes), device_(device) {}
 
-Storage::~Storage() { cpu_free(data_, bytes_); }
+Storage::~Storage() { device_release(device_, data_, bytes_); }
+
+namespace {
+
+// Copies bytes between any two devices (ordered on the CUDA stream where one side is a device).
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) {
+  if (bytes == 0 || dst == src) return;
+  if (dst_device.is_cuda() && src_device.is_cuda()) {
+    cuda::copy_device_to_device(dst, src, bytes);
+  } else if (dst_device.is_cuda()) {
+    cuda::copy_host_to_device(dst, src, bytes);
+  } else if (src_device.is_cuda()) {
+    cuda::copy_device_to_host(dst, src, bytes);
+  } else {
+    std::memmove(dst, src, bytes);
+  }
+}
+
+}  // namespace
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape) FLEXNN_CHECK(d >= 0, "empty: negative dimension in shape {}", shape_str(shape));
@@ -27,7 +47,11 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  std::memset(t.raw_data(), 0, t.nbytes());
+  if (device.is_cuda()) {
+    cuda::set_zero(t.raw_data(), t.nbytes());
+  } else {
+    std::memset(t.raw_data(), 0, t.nbytes());
+  }
   return t;
 }
 
@@ -44,10 +68,9 @@ Tensor Tensor::scalar(float value, Device device) { return full({}, value, devic
 Tensor Tensor::arange(float start, float end, float step, Device device) {
   FLEXNN_CHECK(step != 0.0f, "arange: step must be non-zero");
   const auto n = static_cast<int64_t>(std::max(0.0, std::ceil((static_cast<double>(end) - start) / step)));
-  Tensor t = empty({n}, DType::Float32, device);
-  float* out = t.data<float>();
-  for (int64_t i = 0; i < n; ++i) out[i] = start + static_cast<float>(i) * step;
-  return t;
+  std::vector<float> values(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) values[i] = start + static_cast<float>(i) * step;
+  return from_vector(values, {n}, device);
 }
 
 namespace {
@@ -58,7 +81,7 @@ Tensor from_host(const std::vector<T>& values, const Shape& shape, Device device
   FLEXNN_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "{}: {} values for shape {} ({} elements)",
                factory, values.size(), shape_str(shape), shape_numel(shape));
   Tensor t = Tensor::empty(shape, dtype_of<T>(), device);
-  std::memcpy(t.raw_data(), values.data(), t.nbytes());
+  copy_bytes(t.raw_data(), device, values.data(), kCPU, t.nbytes());
   return t;
 }
 
@@ -72,7 +95,8 @@ Tensor Tensor::from_indices(const std::vector<int64_t>& values, const Shape& sha
   return from_host(values, shape, device, "from_indices");
 }
 
-Tensor Tensor::rand(const Shape& shape, Generator& gen, float low, float high) {
+Tensor Tensor::rand(const Shape& shape, Generator& gen, float low, float high, Device device) {
+  if (device.is_cuda()) return rand(shape, gen, low, high).to(device);  // the same values
   Tensor t = empty(shape);
   const int64_t n = t.numel();
   const uint64_t seed = gen.seed(), offset = gen.reserve(philox::uniform_blocks(n));
@@ -83,7 +107,8 @@ Tensor Tensor::rand(const Shape& shape, Generator& gen, float low, float high) {
   return t;
 }
 
-Tensor Tensor::randn(const Shape& shape, Generator& gen, float mean, float std) {
+Tensor Tensor::randn(const Shape& shape, Generator& gen, float mean, float std, Device device) {
+  if (device.is_cuda()) return randn(shape, gen, mean, std).to(device);
   Tensor t = empty(shape);
   const int64_t n = t.numel();
   const uint64_t seed = gen.seed(), offset = gen.reserve(philox::normal_blocks(n));
@@ -98,29 +123,56 @@ int64_t Tensor::size(int64_t d) const { return shape()[normalize_dim(d, dim(), "
 
 float Tensor::item() const {
   FLEXNN_CHECK(numel() == 1, "item: expected a tensor with one element, found shape {}", shape_str(shape()));
-  return dtype() == DType::Int64 ? static_cast<float>(*data<int64_t>()) : *data<float>();
+  if (dtype() == DType::Int64) {
+    int64_t value = 0;
+    copy_bytes(&value, kCPU, raw_data(), device(), sizeof(value));
+    return static_cast<float>(value);
+  }
+  return to_vector()[0];
 }
 
 std::vector<float> Tensor::to_vector() const {
-  const float* p = data<float>();
-  return std::vector<float>(p, p + numel());
+  FLEXNN_CHECK(dtype() == DType::Float32, "to_vector: expected a float32 tensor, found {}", dtype_name(dtype()));
+  std::vector<float> values(static_cast<std::size_t>(numel()));
+  copy_bytes(values.data(), kCPU, raw_data(), device(), nbytes());
+  return values;
 }
 
 Tensor Tensor::clone() const {
   Tensor t = empty(shape(), dtype(), device());
-  std::memcpy(t.raw_data(), raw_data(), nbytes());
+  copy_bytes(t.raw_data(), t.device(), raw_data(), device(), nbytes());
   return t;
+}
+
+Tensor Tensor::to(Device target) const {
+  if (target == device()) return *this;
+  Tensor t = empty(shape(), dtype(), target);
+  copy_bytes(t.raw_data(), target, raw_data(), device(), nbytes());
+  return record(t, "to", {*this}, [source = device()](const Tensor& g) -> std::vector<Tensor> { return {g.to(source)}; });
+}
+
+void Tensor::move_to_(Device target) {
+  if (target == device()) return;
+  auto storage = std::make_shared<Storage>(nbytes(), target);
+  copy_bytes(storage->data(), target, raw_data(), device(), nbytes());
+  impl().storage = std::move(storage);
+  impl().offset = 0;
+  impl().grad.reset();
 }
 
 void Tensor::copy_(const Tensor& src) {
   FLEXNN_CHECK(src.shape() == shape() && src.dtype() == dtype(), "copy_: source {} {} into destination {} {}",
                dtype_name(src.dtype()), shape_str(src.shape()), dtype_name(dtype()), shape_str(shape()));
-  if (src.raw_data() != raw_data()) std::memmove(raw_data(), src.raw_data(), nbytes());
+  copy_bytes(raw_data(), device(), src.raw_data(), src.device(), nbytes());
 }
 
 void Tensor::fill_(float value) {
   float* p = data<float>();
   const int64_t n = numel();
+  if (device().is_cuda()) {
+    cuda::fill(p, n, value);
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) p[i] = value;
 }
 

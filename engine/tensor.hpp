@@ -60,9 +60,10 @@ class Tensor {
   // An int64 tensor (class labels, indices).
   static Tensor from_indices(const std::vector<int64_t>& values, const Shape& shape, Device device = kCPU);
   static Tensor scalar(float value, Device device = kCPU);
-  // Uniform in [low, high) and normal(mean, std), drawn from the generator's Philox stream.
-  static Tensor rand(const Shape& shape, Generator& gen, float low = 0.0f, float high = 1.0f);
-  static Tensor randn(const Shape& shape, Generator& gen, float mean = 0.0f, float std = 1.0f);
+  // Uniform in [low, high) and normal(mean, std), drawn from the generator's Philox stream (the
+  // same values on every device: they are drawn on the host).
+  static Tensor rand(const Shape& shape, Generator& gen, float low = 0.0f, float high = 1.0f, Device device = kCPU);
+  static Tensor randn(const Shape& shape, Generator& gen, float mean = 0.0f, float std = 1.0f, Device device = kCPU);
 
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const { return impl().shape; }
@@ -89,7 +90,12 @@ class Tensor {
   std::vector<float> to_vector() const;
   // A copy in fresh storage, detached from the graph.
   Tensor clone() const;
-  // Copies src's elements into this tensor's storage (same shape and dtype; no autograd).
+  // This tensor on another device (itself when already there); differentiable, like torch's to().
+  Tensor to(Device device) const;
+  // Moves this tensor's data to another device in place, for every handle sharing it (a module's
+  // parameters and buffers); drops its gradient.
+  void move_to_(Device device);
+  // Copies src's elements into this tensor's storage (same shape and dtype, any devices; no autograd).
   void copy_(const Tensor& src);
   // Sets every element (no autograd).
   void fill_(float value);

@@ -4,7 +4,7 @@
 namespace flexnn::models {
 
 FmnistSmall::FmnistSmall(const FmnistSmallOptions& o, Generator& gen)
-    : normalize(std::make_shared<nn::Normalize>(o.mean, o.std)) {
+    : normalize(register_module("normalize", std::make_shared<nn::Normalize>(o.mean, o.std))) {
   FLEXNN_CHECK(o.mean.size() == 1, "fmnist-small: expects grayscale input, so 1 mean and 1 std, found {} and {}",
                o.mean.size(), o.std.size());
   flex = register_module("flex", std::make_shared<nn::FlexibleConv2d>(

@@ -31,10 +31,12 @@ DType from_file_dtype(safetensors::DType dtype, const std::string& name, const s
 
 void save_tensors(const std::filesystem::path& path, const nn::NamedTensors& tensors, const Metadata& metadata) {
   std::vector<safetensors::TensorView> views;
+  std::vector<Tensor> host_copies;  // of tensors on a device, alive until written
   views.reserve(tensors.size());
   for (const auto& [name, t] : tensors) {
     FLEXNN_CHECK(t.defined(), "checkpoint: tensor '{}' is undefined", name);
-    views.push_back({name, to_file_dtype(t.dtype()), t.shape(), static_cast<const std::byte*>(t.raw_data()), t.nbytes()});
+    const Tensor& host = t.device().is_cuda() ? host_copies.emplace_back(t.detach().to(kCPU)) : t;
+    views.push_back({name, to_file_dtype(t.dtype()), t.shape(), static_cast<const std::byte*>(host.raw_data()), t.nbytes()});
   }
   safetensors::write(path, views, metadata);
 }

@@ -1,8 +1,10 @@
-// FlexibleConv2d's construction (shape checks, threshold initialisation per mode) and forward.
+// FlexibleConv2d's construction (shape checks, threshold initialisation per mode) and forward: the
+// fused ops::flexible_conv2d, with the random mode's mask drawn on the input's device.
 #include "engine/nn/flexible.hpp"
 
 #include "kernels/cpu/flexible.hpp"
 #include "kernels/cpu/pool2d.hpp"
+#include "kernels/cuda/flexible.hpp"
 #include "kernels/philox.hpp"
 
 #include <array>
@@ -70,17 +72,19 @@ Tensor FlexibleConv2d::forward(const Tensor& x) {
   FLEXNN_CHECK(x.dim() == 4 && x.size(2) == o.input_size.h && x.size(3) == o.input_size.w,
                "FlexibleConv2d: built for [N, {}, {}, {}] inputs (one threshold per output unit), found {}",
                o.in_channels, o.input_size.h, o.input_size.w, shape_str(x.shape()));
-  Tensor c = conv->forward(x);
-  if (o.mode == FlexMode::none) return c;
+  if (o.mode == FlexMode::none) return conv->forward(x);
   ops::FlexibleStats* stats = counting_ && !is_training() ? &stats_ : nullptr;
   if (o.mode != FlexMode::random) {
     const FlexGate gate = o.mode == FlexMode::reverse ? FlexGate::reverse_threshold : FlexGate::threshold;
-    return ops::flexible_blend(c, x, threshold, gate, o.sharpness, o.pool, stats);
+    return ops::flexible_conv2d(x, conv->weight, conv->bias, conv->stride, conv->padding, threshold, gate,
+                                o.sharpness, o.pool, stats);
   }
-  Tensor mask = Tensor::empty({o.out_channels, output_size_.h, output_size_.w});
+  Tensor mask = Tensor::empty({o.out_channels, output_size_.h, output_size_.w}, DType::Float32, x.device());
   const uint64_t seed = gen_->seed(), offset = gen_->reserve(philox::uniform_blocks(mask.numel()));
-  cpu::flexible_random_mask(mask.numel(), seed, offset, mask.data<float>());
-  return ops::flexible_blend(c, x, mask, FlexGate::mask, o.sharpness, o.pool, stats);
+  const auto draw = x.device().is_cuda() ? cuda::flexible_random_mask : cpu::flexible_random_mask;
+  draw(mask.numel(), seed, offset, mask.data<float>());
+  return ops::flexible_conv2d(x, conv->weight, conv->bias, conv->stride, conv->padding, mask, FlexGate::mask,
+                              o.sharpness, o.pool, stats);
 }
 
 double FlexibleConv2d::pool_fraction() const {

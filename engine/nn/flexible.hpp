@@ -1,7 +1,8 @@
 // nn::FlexibleConv2d: the paper's flexible layer. A convolution and a max-pool of the same input
 // run side by side, and each output unit blends them through a steep sigmoid gate on its own
-// threshold T (Eq. 1, kernels/flexible_gate.hpp). Parameter names: conv.weight, conv.bias,
-// threshold ([C_out, H_out, W_out], in every mode that has one).
+// threshold T (Eq. 1, kernels/flexible_gate.hpp). The forward is ops::flexible_conv2d: on CUDA one
+// fused kernel each way, on the CPU the convolution then the fused blend. Parameter names:
+// conv.weight, conv.bias, threshold ([C_out, H_out, W_out], in every mode that has one).
 #pragma once
 
 #include "engine/generator.hpp"

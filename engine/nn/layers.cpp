@@ -2,6 +2,7 @@
 #include "engine/nn/layers.hpp"
 
 #include "engine/nn/init.hpp"
+#include "kernels/cuda/batch_norm.hpp"
 
 #include <cmath>
 #include <string>
@@ -48,8 +49,8 @@ Normalize::Normalize(const std::vector<float>& mean_, const std::vector<float>& 
     inv[c] = 1.0f / std_[c];
   }
   const int64_t channels = static_cast<int64_t>(mean_.size());
-  mean = Tensor::from_vector(mean_, {channels, 1, 1});
-  inv_std = Tensor::from_vector(inv, {channels, 1, 1});
+  mean = register_buffer("mean", Tensor::from_vector(mean_, {channels, 1, 1}), false);
+  inv_std = register_buffer("inv_std", Tensor::from_vector(inv, {channels, 1, 1}), false);
 }
 
 Tensor Normalize::forward(const Tensor& x) {
@@ -73,7 +74,14 @@ BatchNorm::BatchNorm(int64_t num_features, int64_t input_rank, float eps_, float
 Tensor BatchNorm::forward(const Tensor& x) {
   FLEXNN_CHECK(x.dim() == input_rank_, "BatchNorm{}d: expected a {}-D input, found shape {}", input_rank_ == 4 ? 2 : 1,
                input_rank_, shape_str(x.shape()));
-  if (is_training()) ++*num_batches_tracked.data<int64_t>();
+  if (is_training()) {
+    int64_t* count = num_batches_tracked.data<int64_t>();
+    if (num_batches_tracked.device().is_cuda()) {
+      cuda::batch_norm_count_batch(count);  // on the device: no host round trip per step
+    } else {
+      ++*count;
+    }
+  }
   return ops::batch_norm(x, running_mean, running_var, weight, bias, is_training(), momentum, eps);
 }
 

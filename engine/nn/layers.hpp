@@ -81,7 +81,7 @@ class Normalize : public Module {
  public:
   Normalize(const std::vector<float>& mean, const std::vector<float>& std);
   Tensor forward(const Tensor& x) override;
-  Tensor mean, inv_std;  // [C, 1, 1]
+  Tensor mean, inv_std;  // [C, 1, 1], non-persistent buffers (the config holds them)
 };
 
 class ReLU : public Module {

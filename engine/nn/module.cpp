@@ -9,8 +9,8 @@ Tensor Module::register_parameter(std::string name, Tensor value) {
   return value;
 }
 
-Tensor Module::register_buffer(std::string name, Tensor value) {
-  buffers_.emplace_back(std::move(name), value);
+Tensor Module::register_buffer(std::string name, Tensor value, bool persistent) {
+  (persistent ? buffers_ : non_persistent_buffers_).emplace_back(std::move(name), value);
   return value;
 }
 
@@ -49,6 +49,23 @@ std::vector<Tensor> Module::parameters() const {
 void Module::train(bool on) {
   training_ = on;
   for (auto& [name, child] : children_) child->train(on);
+}
+
+void Module::collect_non_persistent(std::vector<Tensor>& out) const {
+  for (const auto& [name, t] : non_persistent_buffers_) out.push_back(t);
+  for (const auto& [name, child] : children_) child->collect_non_persistent(out);
+}
+
+void Module::to(Device device) {
+  for (auto& [name, t] : state()) t.move_to_(device);
+  std::vector<Tensor> constants;
+  collect_non_persistent(constants);
+  for (Tensor& t : constants) t.move_to_(device);
+}
+
+Device Module::device() const {
+  const NamedTensors all = state();
+  return all.empty() ? kCPU : all.front().second.device();
 }
 
 void Module::zero_grad() {

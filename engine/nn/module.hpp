@@ -33,10 +33,16 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
   void zero_grad();
+  // Moves every parameter and buffer to the device, in place (handles held elsewhere follow).
+  void to(Device device);
+  // Where the parameters live (the CPU for a module without any).
+  Device device() const;
 
  protected:
   Tensor register_parameter(std::string name, Tensor value);
-  Tensor register_buffer(std::string name, Tensor value);
+  // A buffer is saved in checkpoints unless it is not persistent (a constant derived from the
+  // module's construction, as torch's register_buffer(persistent=False)); both follow Module::to.
+  Tensor register_buffer(std::string name, Tensor value, bool persistent = true);
   template <typename M>
   std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {
     children_.emplace_back(std::move(name), module);
@@ -45,9 +51,11 @@ class Module {
 
  private:
   void collect(const std::string& prefix, bool parameters, bool buffers, NamedTensors& out) const;
+  void collect_non_persistent(std::vector<Tensor>& out) const;
 
   NamedTensors parameters_;
   NamedTensors buffers_;
+  NamedTensors non_persistent_buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };

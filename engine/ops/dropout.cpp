@@ -1,12 +1,14 @@
 // ops::dropout and ops::dropout2d: validation, the identity shortcut, and the mask draw from the
 // generator's Philox stream. Each training call with p > 0 reserves philox::uniform_blocks(units)
 // blocks, a unit being one element (dropout) or one (n, c) channel (dropout2d); the backward
-// replays the same (seed, offset) draw on the gradient instead of storing a mask.
+// replays the same (seed, offset) draw on the gradient instead of storing a mask. Both backends
+// read the same stream, so a mask is the same on the CPU and on a CUDA device.
 #include "engine/autograd/node.hpp"
 #include "engine/generator.hpp"
 #include "engine/ops.hpp"
 #include "engine/ops/check.hpp"
 #include "kernels/cpu/dropout.hpp"
+#include "kernels/cuda/dropout.hpp"
 #include "kernels/philox.hpp"
 
 namespace flexnn::ops {
@@ -16,11 +18,12 @@ Tensor apply_dropout(const char* op, const Tensor& x, float p, bool training, Ge
                      int64_t unit_size) {
   if (!training || p == 0.0f) return x;
   const uint64_t seed = gen.seed(), offset = gen.reserve(philox::uniform_blocks(static_cast<uint64_t>(units)));
+  const auto kernel = x.device().is_cuda() ? cuda::dropout : cpu::dropout;
   Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
-  cpu::dropout(x.data<float>(), units, unit_size, p, seed, offset, y.data<float>());
+  kernel(x.data<float>(), units, unit_size, p, seed, offset, y.data<float>());
   return record(y, op, {x}, [=](const Tensor& g) -> std::vector<Tensor> {
     Tensor dx = Tensor::empty(g.shape(), DType::Float32, g.device());
-    cpu::dropout(g.data<float>(), units, unit_size, p, seed, offset, dx.data<float>());
+    kernel(g.data<float>(), units, unit_size, p, seed, offset, dx.data<float>());
     return {dx};
   });
 }

@@ -4,20 +4,20 @@
 #include "engine/ops.hpp"
 #include "engine/ops/check.hpp"
 #include "kernels/cpu/elementwise.hpp"
+#include "kernels/cuda/elementwise.hpp"
 
 namespace flexnn::ops {
 namespace {
 
-using cpu::BinaryOp;
-using cpu::UnaryOp;
-
 Tensor unary(const Tensor& x, UnaryOp op, const char* name, float p0 = 0, float p1 = 0) {
   check_float(x, name, "input");
   Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
-  cpu::unary_forward(op, x.data<float>(), y.data<float>(), x.numel(), p0, p1);
+  const auto forward = x.device().is_cuda() ? cuda::unary_forward : cpu::unary_forward;
+  forward(op, x.data<float>(), y.data<float>(), x.numel(), p0, p1);
   return record(y, name, {x}, [x, y = y.detach(), op, p0, p1](const Tensor& g) -> std::vector<Tensor> {
     Tensor dx = Tensor::empty(x.shape(), DType::Float32, x.device());
-    cpu::unary_backward(op, x.data<float>(), y.data<float>(), g.data<float>(), dx.data<float>(), x.numel(), p0, p1);
+    const auto backward = x.device().is_cuda() ? cuda::unary_backward : cpu::unary_backward;
+    backward(op, x.data<float>(), y.data<float>(), g.data<float>(), dx.data<float>(), x.numel(), p0, p1);
     return {dx};
   });
 }
@@ -33,9 +33,9 @@ const char* binary_name(BinaryOp op) {
 }
 
 // Output shape and per-operand strides of numpy broadcasting (dimensions aligned from the right).
-cpu::BroadcastShape broadcast(const Tensor& a, const Tensor& b, const char* op) {
+BroadcastShape broadcast(const Tensor& a, const Tensor& b, const char* op) {
   const size_t rank = std::max(a.shape().size(), b.shape().size());
-  cpu::BroadcastShape s{Shape(rank), Shape(rank), Shape(rank)};
+  BroadcastShape s{Shape(rank), Shape(rank), Shape(rank)};
   int64_t stride_a = 1, stride_b = 1;
   for (size_t k = 0; k < rank; ++k) {
     const size_t d = rank - 1 - k;
@@ -43,7 +43,7 @@ cpu::BroadcastShape broadcast(const Tensor& a, const Tensor& b, const char* op) 
     const int64_t db = k < b.shape().size() ? b.shape()[b.shape().size() - 1 - k] : 1;
     FLEXNN_CHECK(da == db || da == 1 || db == 1, "{}: shapes {} and {} cannot be broadcast together", op,
                  shape_str(a.shape()), shape_str(b.shape()));
-    s.shape[d] = std::max(da, db);
+    s.shape[d] = da == 1 ? db : da;  // 0 broadcast with 1 is 0
     s.a_strides[d] = da == 1 ? 0 : stride_a;
     s.b_strides[d] = db == 1 ? 0 : stride_b;
     stride_a *= da;
@@ -56,9 +56,11 @@ Tensor binary(const Tensor& a, const Tensor& b, BinaryOp op) {
   const char* name = binary_name(op);
   check_float(a, name, "first operand");
   check_float(b, name, "second operand");
-  const cpu::BroadcastShape s = broadcast(a, b, name);
-  Tensor out = Tensor::empty(s.shape, DType::Float32, a.device());
-  cpu::binary_forward(op, a.data<float>(), b.data<float>(), out.data<float>(), s);
+  const BroadcastShape s = broadcast(a, b, name);
+  const Device device = common_device(name, {&a, &b});
+  Tensor out = Tensor::empty(s.shape, DType::Float32, device);
+  const auto forward = device.is_cuda() ? cuda::binary_forward : cpu::binary_forward;
+  forward(op, a.data<float>(), b.data<float>(), out.data<float>(), s);
   return record(out, name, {a, b}, [a, b, op](const Tensor& g) -> std::vector<Tensor> {
     const bool need_a = a.requires_grad(), need_b = b.requires_grad();
     switch (op) {

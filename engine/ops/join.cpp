@@ -1,8 +1,10 @@
-// Joining and cutting tensors: concat along any dimension and slice of a range along one. Both
-// copy blocks of contiguous rows; a slice along dimension 0 is a view sharing storage.
+// Joining and cutting tensors: concat along any dimension and slice of a range along one, on the
+// inputs' device. Both copy blocks of contiguous rows; a slice along dimension 0 is a view sharing
+// storage.
 #include "engine/autograd/node.hpp"
 #include "engine/ops.hpp"
 #include "engine/ops/check.hpp"
+#include "kernels/cuda/join.hpp"
 
 #include <cstring>
 
@@ -25,6 +27,11 @@ void copy_range(const Tensor& src, int64_t src_start, Tensor& dst, int64_t dst_s
   const int64_t src_extent = src.shape()[dim], dst_extent = dst.shape()[dim];
   const float* s = src.data<float>();
   float* d = dst.data<float>();
+  if (dst.device().is_cuda()) {
+    cuda::copy_rows(s + src_start * inner, src_extent * inner, d + dst_start * inner, dst_extent * inner, outer,
+                    count * inner);
+    return;
+  }
   for (int64_t o = 0; o < outer; ++o)
     std::memcpy(d + (o * dst_extent + dst_start) * inner, s + (o * src_extent + src_start) * inner,
                 static_cast<size_t>(count * inner) * sizeof(float));
@@ -46,6 +53,7 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
                  shape_str(t.shape()), dim);
     out_shape[d] += t.shape()[d];
   }
+  for (const Tensor& t : tensors) common_device("concat", {&tensors.front(), &t});
   Tensor out = Tensor::empty(out_shape, DType::Float32, tensors.front().device());
   std::vector<int64_t> starts;
   int64_t at = 0;

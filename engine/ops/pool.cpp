@@ -1,10 +1,11 @@
 // ops::max_pool2d and ops::avg_pool2d: one shared check of the input and window parameters
-// (torch's rules), the CPU pooling kernels, and their recorded backwards.
+// (torch's rules), the pooling kernels of the input's device, and their recorded backwards.
 #include "engine/autograd/node.hpp"
 #include "engine/ops.hpp"
 #include "engine/ops/check.hpp"
 #include "engine/ops/pool_shape.hpp"
 #include "kernels/cpu/pool2d.hpp"
+#include "kernels/cuda/pool2d.hpp"
 
 namespace flexnn::ops {
 
@@ -40,31 +41,37 @@ cpu::Pool2dShape pool_shape(const char* op, const Tensor& x, Size2 kernel, std::
 }
 
 Tensor max_pool2d(const Tensor& x, Size2 kernel, std::optional<Size2> stride, Size2 padding, bool ceil_mode) {
-  const cpu::Pool2dShape s = pool_shape("max_pool2d", x, kernel, stride, padding, ceil_mode);
+  const Pool2dShape s = pool_shape("max_pool2d", x, kernel, stride, padding, ceil_mode);
   const Shape in_shape = x.shape();
-  Tensor out = Tensor::empty({in_shape[0], in_shape[1], s.out_h, s.out_w});
+  const Device device = x.device();
+  const auto forward = device.is_cuda() ? cuda::max_pool2d_forward : cpu::max_pool2d_forward;
+  Tensor out = Tensor::empty({in_shape[0], in_shape[1], s.out_h, s.out_w}, DType::Float32, device);
   if (!any_requires_grad({&x})) {
-    cpu::max_pool2d_forward(s, x.data<float>(), out.data<float>(), nullptr);
+    forward(s, x.data<float>(), out.data<float>(), nullptr);
     return out;
   }
-  Tensor indices = Tensor::empty(out.shape(), DType::Int64);
-  cpu::max_pool2d_forward(s, x.data<float>(), out.data<float>(), indices.data<int64_t>());
+  Tensor indices = Tensor::empty(out.shape(), DType::Int64, device);
+  forward(s, x.data<float>(), out.data<float>(), indices.data<int64_t>());
   return record(out, "max_pool2d", {x}, [s, in_shape, indices](const Tensor& grad) {
-    Tensor dx = Tensor::empty(in_shape);
-    cpu::max_pool2d_backward(s, grad.data<float>(), indices.data<int64_t>(), dx.data<float>());
+    Tensor dx = Tensor::empty(in_shape, DType::Float32, grad.device());
+    const auto backward = grad.device().is_cuda() ? cuda::max_pool2d_backward : cpu::max_pool2d_backward;
+    backward(s, grad.data<float>(), indices.data<int64_t>(), dx.data<float>());
     return std::vector<Tensor>{dx};
   });
 }
 
 Tensor avg_pool2d(const Tensor& x, Size2 kernel, std::optional<Size2> stride, Size2 padding, bool ceil_mode,
                   bool count_include_pad) {
-  const cpu::Pool2dShape s = pool_shape("avg_pool2d", x, kernel, stride, padding, ceil_mode);
+  const Pool2dShape s = pool_shape("avg_pool2d", x, kernel, stride, padding, ceil_mode);
   const Shape in_shape = x.shape();
-  Tensor out = Tensor::empty({in_shape[0], in_shape[1], s.out_h, s.out_w});
-  cpu::avg_pool2d_forward(s, count_include_pad, x.data<float>(), out.data<float>());
+  const Device device = x.device();
+  Tensor out = Tensor::empty({in_shape[0], in_shape[1], s.out_h, s.out_w}, DType::Float32, device);
+  const auto forward = device.is_cuda() ? cuda::avg_pool2d_forward : cpu::avg_pool2d_forward;
+  forward(s, count_include_pad, x.data<float>(), out.data<float>());
   return record(out, "avg_pool2d", {x}, [s, in_shape, count_include_pad](const Tensor& grad) {
-    Tensor dx = Tensor::empty(in_shape);
-    cpu::avg_pool2d_backward(s, count_include_pad, grad.data<float>(), dx.data<float>());
+    Tensor dx = Tensor::empty(in_shape, DType::Float32, grad.device());
+    const auto backward = grad.device().is_cuda() ? cuda::avg_pool2d_backward : cpu::avg_pool2d_backward;
+    backward(s, count_include_pad, grad.data<float>(), dx.data<float>());
     return std::vector<Tensor>{dx};
   });
 }

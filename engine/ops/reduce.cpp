@@ -1,11 +1,13 @@
 // Reductions: sum and mean over all or some dimensions, max/argmax over one, and sum_to (the
-// gradient of broadcasting). A multi-dimension sum runs one axis kernel per run of adjacent
-// reduced dimensions, last run first.
+// gradient of broadcasting), on the input's device. A multi-dimension sum runs one axis kernel per
+// run of adjacent reduced dimensions, last run first.
 #include "engine/autograd/node.hpp"
 #include "engine/ops.hpp"
 #include "engine/ops/check.hpp"
 #include "kernels/cpu/elementwise.hpp"
 #include "kernels/cpu/reduce.hpp"
+#include "kernels/cuda/elementwise.hpp"
+#include "kernels/cuda/reduce.hpp"
 
 #include <algorithm>
 
@@ -13,8 +15,8 @@ namespace flexnn::ops {
 namespace {
 
 // Views shape as [outer, dims first..last, inner].
-cpu::ReduceShape axis_shape(const Shape& shape, int64_t first, int64_t last) {
-  cpu::ReduceShape s{1, 1, 1};
+ReduceShape axis_shape(const Shape& shape, int64_t first, int64_t last) {
+  ReduceShape s{1, 1, 1};
   for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
     (d < first ? s.outer : d <= last ? s.reduced : s.inner) *= shape[d];
   }
@@ -39,10 +41,11 @@ Tensor sum_keepdim(const Tensor& x, const std::vector<bool>& mask) {
     if (!mask[last]) continue;
     int64_t first = last;
     while (first > 0 && mask[first - 1]) --first;
-    const cpu::ReduceShape s = axis_shape(shape, first, last);
+    const ReduceShape s = axis_shape(shape, first, last);
     for (int64_t d = first; d <= last; ++d) shape[d] = 1;
     Tensor next = Tensor::empty(shape, DType::Float32, x.device());
-    cpu::sum_axis(current.data<float>(), next.data<float>(), s);
+    const auto sum_axis = x.device().is_cuda() ? cuda::sum_axis : cpu::sum_axis;
+    sum_axis(current.data<float>(), next.data<float>(), s);
     current = next;
     last = first;
   }
@@ -58,9 +61,10 @@ Tensor expand_keepdim(const Tensor& g, const Shape& shape, const std::vector<boo
     int64_t last = first;
     while (last + 1 < static_cast<int64_t>(shape.size()) && mask[last + 1]) ++last;
     for (int64_t d = first; d <= last; ++d) current_shape[d] = shape[d];
-    const cpu::ReduceShape s = axis_shape(current_shape, first, last);
+    const ReduceShape s = axis_shape(current_shape, first, last);
     Tensor next = Tensor::empty(current_shape, DType::Float32, g.device());
-    cpu::expand_axis(current.data<float>(), next.data<float>(), s);
+    const auto expand_axis = g.device().is_cuda() ? cuda::expand_axis : cpu::expand_axis;
+    expand_axis(current.data<float>(), next.data<float>(), s);
     current = next;
     first = last;
   }
@@ -68,7 +72,9 @@ Tensor expand_keepdim(const Tensor& g, const Shape& shape, const std::vector<boo
 }
 
 void scale_in_place(Tensor& t, float scale) {
-  if (scale != 1.0f) cpu::unary_forward(cpu::UnaryOp::MulScalar, t.data<float>(), t.data<float>(), t.numel(), scale);
+  if (scale == 1.0f) return;
+  const auto multiply = t.device().is_cuda() ? cuda::unary_forward : cpu::unary_forward;
+  multiply(UnaryOp::MulScalar, t.data<float>(), t.data<float>(), t.numel(), scale, 0.0f);
 }
 
 Shape reduced_shape(const Shape& shape, const std::vector<bool>& mask, bool keepdim) {
@@ -152,15 +158,17 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
   FLEXNN_CHECK(x.shape()[d] > 0, "max: dimension {} of shape {} is empty", dim, shape_str(x.shape()));
   std::vector<bool> mask(x.shape().size(), false);
   mask[d] = true;
-  const cpu::ReduceShape s = axis_shape(x.shape(), d, d);
+  const ReduceShape s = axis_shape(x.shape(), d, d);
   const Shape out_shape = reduced_shape(x.shape(), mask, keepdim);
   Tensor values = Tensor::empty(out_shape, DType::Float32, x.device());
   Tensor indices = Tensor::empty(out_shape, DType::Int64, x.device());
-  cpu::max_axis(x.data<float>(), values.data<float>(), indices.data<int64_t>(), s);
+  const auto max_axis = x.device().is_cuda() ? cuda::max_axis : cpu::max_axis;
+  max_axis(x.data<float>(), values.data<float>(), indices.data<int64_t>(), s);
   const Shape x_shape = x.shape();
   values = record(values, "max", {x}, [x_shape, s, indices](const Tensor& g) -> std::vector<Tensor> {
     Tensor dx = Tensor::empty(x_shape, DType::Float32, g.device());
-    cpu::max_axis_backward(g.data<float>(), indices.data<int64_t>(), dx.data<float>(), s);
+    const auto backward = g.device().is_cuda() ? cuda::max_axis_backward : cpu::max_axis_backward;
+    backward(g.data<float>(), indices.data<int64_t>(), dx.data<float>(), s);
     return {dx};
   });
   return {values, indices};

@@ -28,7 +28,9 @@ class SGD {
   SGD(std::vector<Tensor> params, SGDOptions options);
   explicit SGD(std::vector<ParamGroup> groups);
 
-  // Updates every parameter that has a gradient; parameters without one are skipped.
+  // Updates every parameter that has a gradient; parameters without one are skipped. The
+  // parameters may live on any devices (a gradient and a momentum buffer on their parameter's);
+  // all CUDA parameters are updated together by one multi-tensor kernel.
   void step();
   void zero_grad();
   std::vector<ParamGroup>& param_groups() { return groups_; }

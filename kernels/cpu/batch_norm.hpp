@@ -4,13 +4,11 @@
 // so every result is bit-identical for any thread count.
 #pragma once
 
+#include "kernels/batch_norm_shape.hpp"
+
 #include <cstdint>
 
 namespace flexnn::cpu {
-
-struct BatchNormShape {
-  int64_t n, c, hw;
-};
 
 // Batch statistics of each channel: mean and invstd = 1 / sqrt(biased variance + eps), by two
 // passes (mean, then squared deviations). When running_mean / running_var are non-null they move

@@ -20,26 +20,6 @@ void map(int64_t n, F f) {
 
 float sign_of(float v) { return static_cast<float>((v > 0.0f) - (v < 0.0f)); }
 
-// Merges adjacent output dimensions whose strides allow it, so the inner loop is as long as possible.
-BroadcastShape coalesce(const BroadcastShape& s) {
-  BroadcastShape c;
-  for (size_t d = 0; d < s.shape.size(); ++d) {
-    if (s.shape[d] == 1) continue;
-    if (!c.shape.empty() && c.a_strides.back() == s.a_strides[d] * s.shape[d] &&
-        c.b_strides.back() == s.b_strides[d] * s.shape[d]) {
-      c.shape.back() *= s.shape[d];
-      c.a_strides.back() = s.a_strides[d];
-      c.b_strides.back() = s.b_strides[d];
-    } else {
-      c.shape.push_back(s.shape[d]);
-      c.a_strides.push_back(s.a_strides[d]);
-      c.b_strides.push_back(s.b_strides[d]);
-    }
-  }
-  if (c.shape.empty()) c = BroadcastShape{{1}, {0}, {0}};
-  return c;
-}
-
 template <typename F>
 void broadcast_loop(const float* a, const float* b, float* out, const BroadcastShape& s, F f) {
   const BroadcastShape c = coalesce(s);
@@ -47,6 +27,7 @@ void broadcast_loop(const float* a, const float* b, float* out, const BroadcastS
   const int64_t inner = c.shape.back(), sa = c.a_strides.back(), sb = c.b_strides.back();
   int64_t rows = 1;
   for (size_t d = 0; d + 1 < rank; ++d) rows *= c.shape[d];
+  if (rows == 0 || inner == 0) return;  // an empty output
   const int64_t grain = std::max<int64_t>(1, kGrain / inner);
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {

@@ -8,16 +8,13 @@
 
 #include "kernels/cpu/pool2d.hpp"
 #include "kernels/flexible_gate.hpp"
+#include "kernels/flexible_shape.hpp"
 
 #include <cstdint>
 
 namespace flexnn::cpu {
 
-struct FlexibleShape {
-  int64_t n, channels, h, w;  // output = convolution output = pool output: [n, channels, h, w]
-  int64_t pool_channels;      // channels of x: `channels` (one to one) or 1 (broadcast to all)
-  Pool2dShape pool;           // the max-pool of x (planes = n * pool_channels), out_h = h, out_w = w
-};
+using flexnn::FlexibleShape;  // kernels/flexible_shape.hpp
 
 // y = the blend of c and the max-pool of x under gate_values ([channels, h, w]: thresholds, or
 // the 0/1 mask). argmax ([n, pool_channels, h, w], may be null) receives each window's first

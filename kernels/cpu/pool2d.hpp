@@ -5,16 +5,11 @@
 
 #include <cstdint>
 
+#include "kernels/pool2d_shape.hpp"
+
 namespace flexnn::cpu {
 
-struct Pool2dShape {
-  int64_t planes;  // images x channels
-  int64_t h, w;
-  int64_t out_h, out_w;
-  int64_t kh, kw;
-  int64_t stride_h, stride_w;
-  int64_t pad_h, pad_w;
-};
+using flexnn::Pool2dShape;  // kernels/pool2d_shape.hpp
 
 // Output extent along one dimension, torch's rule: floor (or ceil) of (in + 2 pad - k) / stride,
 // plus one; with ceil_mode the last window must start inside the input or its left padding.

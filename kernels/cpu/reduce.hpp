@@ -3,13 +3,9 @@
 // fixed order, so they do not depend on the thread count.
 #pragma once
 
-#include <cstdint>
+#include "kernels/reduce_shape.hpp"
 
 namespace flexnn::cpu {
-
-struct ReduceShape {
-  int64_t outer, reduced, inner;
-};
 
 // out[o, i] = sum_r x[o, r, i]
 void sum_axis(const float* x, float* out, ReduceShape s);

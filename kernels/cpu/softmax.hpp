@@ -4,13 +4,9 @@
 // bit-identical for any thread count.
 #pragma once
 
-#include <cstdint>
+#include "kernels/softmax_shape.hpp"
 
 namespace flexnn::cpu {
-
-struct SoftmaxShape {
-  int64_t outer, dim, inner;
-};
 
 // y = x - max - log(sum(exp(x - max))) along dim.
 void log_softmax_forward(const float* x, SoftmaxShape s, float* y);

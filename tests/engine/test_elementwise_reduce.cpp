@@ -193,3 +193,10 @@ TEST_CASE("large GEMM, reductions and broadcasts are bit-identical with 1 and 2 
   cpu::set_num_threads(threads);
   CHECK(one == two);
 }
+
+TEST_CASE("broadcasting ops on empty tensors give empty results", "[elementwise]") {
+  const Tensor a = Tensor::zeros({0, 3}), b = Tensor::ones({3});
+  CHECK(ops::add(a, b).shape() == Shape{0, 3});
+  CHECK(ops::mul(b, a).shape() == Shape{0, 3});
+  CHECK(ops::add(Tensor::zeros({2, 0}), Tensor::zeros({1, 0})).numel() == 0);
+}

@@ -21,6 +21,7 @@ struct DemoOptions {
   int64_t batch = 64;
   float lr = 0.05f;
   int threads = 0;
+  std::string device = "cpu";
   std::string out = "runs/demo";
 };
 
@@ -28,7 +29,7 @@ struct DemoOptions {
 double evaluate(nn::Module& model, const datasets::LabelledImages& data) {
   NoGradGuard no_grad;
   model.eval();
-  const Tensor predicted = ops::argmax(model(data.images), 1);
+  const Tensor predicted = ops::argmax(model(data.images.to(model.device())), 1).to(kCPU);
   int64_t correct = 0;
   for (int64_t i = 0; i < predicted.numel(); ++i) correct += predicted.data<int64_t>()[i] == data.labels.data<int64_t>()[i];
   model.train();
@@ -37,14 +38,16 @@ double evaluate(nn::Module& model, const datasets::LabelledImages& data) {
 
 void run_demo(const DemoOptions& o) {
   if (o.threads > 0) cpu::set_num_threads(o.threads);
+  const Device device = parse_device(o.device);
   constexpr int64_t kSize = 16;
   Generator gen(o.seed);
   const datasets::LabelledImages train = datasets::make_bars(o.train_size, kSize, gen);
   const datasets::LabelledImages test = datasets::make_bars(512, kSize, gen);
   auto model = models::make_small_cnn(1, kSize, datasets::kBarClasses, 8, gen);
+  model->to(device);
   optim::SGD sgd(model->parameters(), {o.lr, 0.9f});
-  fmt::print("flexnn demo: small CNN on synthetic bars ({} train / {} test, {}x{}), {} thread(s)\n", o.train_size,
-             test.images.size(0), kSize, kSize, cpu::num_threads());
+  fmt::print("flexnn demo: small CNN on synthetic bars ({} train / {} test, {}x{}), on {}\n", o.train_size,
+             test.images.size(0), kSize, kSize, device.str());
 
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
@@ -54,7 +57,7 @@ void run_demo(const DemoOptions& o) {
     for (int64_t b = 0; b + o.batch <= o.train_size; b += o.batch, ++batches) {
       const datasets::LabelledImages batch = datasets::take(train, std::span(order).subspan(b, o.batch));
       sgd.zero_grad();
-      Tensor loss = ops::cross_entropy((*model)(batch.images), batch.labels);
+      Tensor loss = ops::cross_entropy((*model)(batch.images.to(device)), batch.labels.to(device));
       loss.backward();
       sgd.step();
       loss_sum += loss.item();
@@ -70,6 +73,7 @@ void run_demo(const DemoOptions& o) {
   save_checkpoint(*model, path, {{"flexnn.config", R"({"model":"small-cnn","classes":4,"image_size":16})"}});
   Generator other(o.seed + 1);
   auto reloaded = models::make_small_cnn(1, kSize, datasets::kBarClasses, 8, other);
+  reloaded->to(device);
   load_checkpoint(*reloaded, path);
   const double original_accuracy = evaluate(*model, test), reloaded_accuracy = evaluate(*reloaded, test);
   fmt::print("saved {} and reloaded it: test accuracy {:.2f}% (original {:.2f}%)\n", path.string(),
@@ -89,6 +93,9 @@ void add_demo_command(CLI::App& app) {
   demo->add_option("--batch", options->batch, "Batch size")->check(CLI::Range(1, 4096))->capture_default_str();
   demo->add_option("--lr", options->lr, "SGD learning rate (momentum 0.9)")->check(CLI::PositiveNumber)->capture_default_str();
   demo->add_option("--threads", options->threads, "CPU threads (0: all)")->check(CLI::Range(0, 1024))->capture_default_str();
+  demo->add_option("--device", options->device, "cpu or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda", "cuda:0"}))
+      ->capture_default_str();
   demo->add_option("--out", options->out, "Directory for the checkpoint")->capture_default_str();
   demo->callback([options] { run_demo(*options); });
 }

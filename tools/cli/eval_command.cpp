@@ -22,10 +22,12 @@ struct EvalCommand {
 };
 
 void run(const EvalCommand& c) {
-  apply_threads(c.common);
+  apply_common_options(c.common);
   FLEXNN_CHECK(c.attack.empty() == c.eps.empty(), "eval: --attack {} needs --eps values (and --eps an --attack)",
                c.attack.empty() ? "(none)" : c.attack);
   const models::LoadedModel loaded = models::load_model(c.checkpoint);
+  const Device device = selected_device(c.common);
+  loaded.model->to(device);
   const std::string dataset = models::model_spec(loaded.config).dataset;
   const datasets::ImageDataset data = datasets::load_dataset(dataset, data_dir(c.common, dataset), c.split);
   attacks::EvaluationOptions options{.batch_size = c.batch_size,
@@ -37,6 +39,7 @@ void run(const EvalCommand& c) {
   fmt::print("model     {} (flex {})\n", loaded.config["model"].get<std::string>(),
              loaded.config.value("flex", std::string("-")));
   fmt::print("data      {} {}, {} images\n", dataset, c.split, r.n);
+  fmt::print("device    {}\n", device.str());
   fmt::print("{:<24}{:>8.2f}%\n", "clean", r.clean_accuracy);
   for (const attacks::AttackResult& a : r.attacks)
     fmt::print("{:<24}{:>8.2f}%\n", fmt::format("{} eps={:g} ({})", a.name, a.eps, c.eps_space), a.accuracy);
@@ -47,9 +50,9 @@ void run(const EvalCommand& c) {
   nlohmann::json attacks = nlohmann::json::array();
   for (const attacks::AttackResult& a : r.attacks)
     attacks.push_back({{"name", a.name}, {"eps", a.eps}, {"eps_space", c.eps_space}, {"accuracy", a.accuracy}});
-  nlohmann::json out = {{"model", loaded.config}, {"checkpoint", c.checkpoint}, {"dataset", dataset},
-                        {"split", c.split},       {"n", r.n},                  {"clean_accuracy", r.clean_accuracy},
-                        {"attacks", attacks},     {"seconds", r.seconds}};
+  nlohmann::json out = {{"model", loaded.config},  {"checkpoint", c.checkpoint}, {"dataset", dataset},
+                        {"split", c.split},        {"device", device.str()},    {"n", r.n},
+                        {"clean_accuracy", r.clean_accuracy}, {"attacks", attacks}, {"seconds", r.seconds}};
   if (!std::isnan(r.pool_fraction)) out["pool_fraction"] = r.pool_fraction;
   write_text_atomically(c.json, out.dump(2) + "\n", "JSON");
 }

@@ -1,5 +1,6 @@
 // `flexnn info`: the version, build options, devices and threads.
 #include "kernels/cpu/parallel.hpp"
+#include "kernels/cuda/memory.hpp"
 #include "models/registry.hpp"
 #include "tools/cli/commands.hpp"
 
@@ -31,7 +32,13 @@ void add_info_command(CLI::App& app) {
                "debug",
 #endif
                "C++20", __VERSION__, simd);
-    fmt::print("devices   cpu (CUDA backend: not built)\n");
+    if (cuda::is_emulated()) {
+      fmt::print("devices   cpu; cuda = the CPU emulation of CUDA (for testing the backend; never the default)\n");
+    } else if (cuda::device_count() > 0) {
+      fmt::print("devices   cpu, cuda ({}; the default)\n", cuda::device_name(0));
+    } else {
+      fmt::print("devices   cpu (CUDA backend built, no GPU found)\n");
+    }
     fmt::print("threads   {} (of {} hardware threads; --threads or FLEXNN_NUM_THREADS)\n", cpu::num_threads(),
                std::thread::hardware_concurrency());
     fmt::print("models    {}\n", fmt::join(models::model_names(), ", "));

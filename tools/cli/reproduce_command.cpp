@@ -18,13 +18,14 @@ struct ReproduceCommand {
 };
 
 void run(ReproduceCommand& c) {
-  apply_threads(c.common);
+  apply_common_options(c.common);
   Table2Options& o = c.table2;
   if (c.quick) {  // explicit --epochs / --seeds still win
     if (c.epochs->count() == 0) o.epochs = 3;
     if (c.seeds->count() == 0) o.seeds = 2;
     o.label = "quick";
   }
+  o.device = selected_device(c.common);
   o.out = c.out.empty() ? (c.quick ? "runs/table2-quick" : "runs/table2") : c.out;
   const std::filesystem::path dir = data_dir(c.common, "fmnist");
   run_table2(o, datasets::load_dataset("fmnist", dir, "train"), datasets::load_dataset("fmnist", dir, "test"));

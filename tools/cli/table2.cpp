@@ -74,6 +74,7 @@ attacks::EvaluationResult run_one(const Table2Options& o, const std::string& var
   t.seed = static_cast<uint64_t>(seed);
   t.per_class = o.per_class;
   t.evaluate_each_epoch = false;
+  t.device = o.device;
   std::shared_ptr<nn::Module> model;
   models::Config config;
   const std::filesystem::path summary = dir / "summary.json";
@@ -86,6 +87,7 @@ attacks::EvaluationResult run_one(const Table2Options& o, const std::string& var
   if (finished) {
     models::LoadedModel loaded = models::load_model(dir / "model.safetensors");
     model = loaded.model;
+    model->to(o.device);
     config = loaded.config;
   } else {
     const bool resume = std::filesystem::exists(dir / "train_state.safetensors");

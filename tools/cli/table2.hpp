@@ -6,6 +6,7 @@
 #pragma once
 
 #include "datasets/image_dataset.hpp"
+#include "engine/device.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +25,7 @@ struct Table2Options {
   std::vector<std::string> variants = {"none", "uniform", "standard", "reverse", "random"};
   std::filesystem::path out = "runs/table2";
   std::string label;  // e.g. "quick", shown in the report
+  Device device = kCPU;  // where the networks train and are evaluated
 };
 
 // Runs (or reuses) every training run, prints the table, writes table2.json and table2.svg in

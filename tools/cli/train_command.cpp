@@ -29,19 +29,20 @@ struct TrainCommand {
 };
 
 void run(TrainCommand& c) {
-  apply_threads(c.common);
+  apply_common_options(c.common);
   models::Config config = {{"model", c.model}};
   for (const TrainCommand::ModelFlag& flag : c.model_flags)
     if (flag.option->count() > 0) config[flag.key] = flag.value();
   c.training.model = models::complete_config(config);
+  c.training.device = selected_device(c.common);
   const std::string dataset = models::model_spec(c.training.model).dataset;
   const std::filesystem::path dir = data_dir(c.common, dataset);
   const datasets::ImageDataset train_set = datasets::load_dataset(dataset, dir, "train");
   const datasets::ImageDataset test_set = datasets::load_dataset(dataset, dir, "test");
-  fmt::print("training {} (flex {}) on {} ({} train / {} test images) for {} epochs, seed {}, {} thread(s)\n",
+  fmt::print("training {} (flex {}) on {} ({} train / {} test images) for {} epochs, seed {}, on {} ({} CPU thread(s))\n",
              c.model, c.training.model.value("flex", std::string("-")), dataset,
              c.training.per_class > 0 ? c.training.per_class * train_set.num_classes() : train_set.size(),
-             test_set.size(), c.training.epochs, c.training.seed, cpu::num_threads());
+             test_set.size(), c.training.epochs, c.training.seed, c.training.device.str(), cpu::num_threads());
   const TrainingRun run = train(c.training, train_set, test_set, c.out, c.resume,
                                 ProgressBar::stdout_is_terminal() ? Output::progress_bar : Output::lines);
   fmt::print("test accuracy {:.2f}%; wrote {}/model.safetensors, log.jsonl, summary.json\n",

@@ -98,7 +98,7 @@ std::pair<int64_t, Json> restore_run(const std::filesystem::path& path, nn::Modu
   for (const auto& [name, t] : momentum_part.tensors) {
     const auto at = std::find(optimiser.names.begin(), optimiser.names.end(), name);
     FLEXNN_CHECK(at != optimiser.names.end(), "{}: momentum for unknown parameter '{}'", path.string(), name);
-    buffers[at - optimiser.names.begin()] = t.clone();
+    buffers[at - optimiser.names.begin()] = t.device() == model.device() ? t.clone() : t.to(model.device());
   }
   const Json gen = Json::parse(meta("flexnn.generator"));
   default_generator().set_state(gen.at(0).get<uint64_t>(), gen.at(1).get<uint64_t>());
@@ -168,6 +168,7 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageDataset& full_t
 
   manual_seed(o.seed);
   std::shared_ptr<nn::Module> model = models::build_model(config, default_generator());
+  model->to(o.device);
   Optimiser optimiser = make_optimiser(*model, o);
   optim::StepLR scheduler(*optimiser.sgd, o.lr_step, o.lr_gamma);
   int64_t first_epoch = 0;
@@ -194,14 +195,14 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageDataset& full_t
     double loss_sum = 0;
     int64_t correct = 0, seen = 0, step = 0;
     while (auto batch = loader.next()) {
-      const Tensor logits = (*model)(batch->images);
-      const Tensor loss = ops::cross_entropy(logits, batch->labels);
+      const Tensor logits = (*model)(batch->images.to(o.device));
+      const Tensor loss = ops::cross_entropy(logits, batch->labels.to(o.device));
       optimiser.sgd->zero_grad();
       loss.backward();
       optimiser.sgd->step();
       const int64_t b = batch->labels.numel();
       loss_sum += loss.item() * static_cast<double>(b);
-      const Tensor predicted = ops::argmax(logits.detach(), 1);
+      const Tensor predicted = ops::argmax(logits.detach(), 1).to(kCPU);
       for (int64_t i = 0; i < b; ++i) correct += predicted.data<int64_t>()[i] == batch->labels.data<int64_t>()[i];
       seen += b;
       bar.update(++step, loss_sum / seen, 100.0 * correct / seen, seen / seconds_since(start));
@@ -238,6 +239,7 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageDataset& full_t
   Json summary = {{"config", config},
                   {"training", to_json(o)},
                   {"train_images", train_set.size()},
+                  {"device", o.device.str()},
                   {"epochs", o.epochs},
                   {"final", last},
                   {"test_accuracy", last.value("test_accuracy", std::nan(""))},

@@ -30,6 +30,7 @@ struct TrainingOptions {
   float lr_gamma = 0.7f;
   int64_t per_class = 0;  // > 0: train on a class-balanced subset of this many images per class
   bool evaluate_each_epoch = true;  // test accuracy in every log line (else only at the end)
+  Device device = kCPU;  // where the model trains (a run may resume on another device)
 };
 nlohmann::json to_json(const TrainingOptions& options);
 
