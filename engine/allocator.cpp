@@ -32,6 +32,13 @@ struct Cache {
   std::mutex mutex;
   std::multimap<std::size_t, void*> free_blocks;
   std::size_t cached_bytes = 0;
+  std::size_t allocated_bytes = 0, peak_allocated_bytes = 0;
+
+  MemoryBlock hand_out(void* ptr, std::size_t size) {  // with the mutex held
+    allocated_bytes += size;
+    peak_allocated_bytes = std::max(peak_allocated_bytes, allocated_bytes);
+    return {ptr, size};
+  }
 };
 
 Cache& cache(DeviceType type) {
@@ -50,17 +57,17 @@ std::string out_of_memory(Device device, std::size_t bytes) {
 
 }  // namespace
 
-void* device_allocate(Device device, std::size_t bytes) {
+MemoryBlock device_allocate(Device device, std::size_t bytes) {
   const std::size_t size = rounded(bytes);
   Cache& c = cache(device.type);
   {
     std::lock_guard lock(c.mutex);
     auto it = c.free_blocks.lower_bound(size);
     if (it != c.free_blocks.end() && it->first <= 2 * size) {
-      void* ptr = it->second;
+      const MemoryBlock block{it->second, it->first};
       c.cached_bytes -= it->first;
       c.free_blocks.erase(it);
-      return ptr;
+      return c.hand_out(block.ptr, block.size);
     }
   }
   void* ptr = system_allocate(device.type, size);
@@ -69,15 +76,17 @@ void* device_allocate(Device device, std::size_t bytes) {
     ptr = system_allocate(device.type, size);
   }
   if (ptr == nullptr) throw Error(out_of_memory(device, bytes));
-  return ptr;
+  std::lock_guard lock(c.mutex);
+  return c.hand_out(ptr, size);
 }
 
-void device_release(Device device, void* ptr, std::size_t bytes) {
-  if (ptr == nullptr) return;
+void device_release(Device device, MemoryBlock block) {
+  if (block.ptr == nullptr) return;
   Cache& c = cache(device.type);
   std::lock_guard lock(c.mutex);
-  c.free_blocks.emplace(rounded(bytes), ptr);
-  c.cached_bytes += rounded(bytes);
+  c.free_blocks.emplace(block.size, block.ptr);
+  c.cached_bytes += block.size;
+  c.allocated_bytes -= block.size;
 }
 
 void empty_cache(DeviceType type) {
@@ -92,6 +101,24 @@ std::size_t cached_bytes(DeviceType type) {
   Cache& c = cache(type);
   std::lock_guard lock(c.mutex);
   return c.cached_bytes;
+}
+
+std::size_t allocated_bytes(DeviceType type) {
+  Cache& c = cache(type);
+  std::lock_guard lock(c.mutex);
+  return c.allocated_bytes;
+}
+
+std::size_t peak_allocated_bytes(DeviceType type) {
+  Cache& c = cache(type);
+  std::lock_guard lock(c.mutex);
+  return c.peak_allocated_bytes;
+}
+
+void reset_peak_allocated_bytes(DeviceType type) {
+  Cache& c = cache(type);
+  std::lock_guard lock(c.mutex);
+  c.peak_allocated_bytes = c.allocated_bytes;
 }
 
 }  // namespace flexnn

@@ -14,9 +14,9 @@
 namespace flexnn {
 
 Storage::Storage(std::size_t bytes, Device device)
-    : data_(device_allocate(device, bytes)), bytes_(bytes), device_(device) {}
+    : block_(device_allocate(device, bytes)), bytes_(bytes), device_(device) {}
 
-Storage::~Storage() { device_release(device_, data_, bytes_); }
+Storage::~Storage() { device_release(device_, block_); }
 
 namespace {
 

@@ -4,6 +4,7 @@
 // (grad_fn) that produced a non-leaf. The functional ops are declared in engine/ops.hpp.
 #pragma once
 
+#include "engine/allocator.hpp"
 #include "engine/device.hpp"
 #include "engine/dtype.hpp"
 #include "engine/error.hpp"
@@ -25,12 +26,12 @@ class Storage {
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
-  void* data() const { return data_; }
+  void* data() const { return block_.ptr; }
   std::size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
 
  private:
-  void* data_;
+  MemoryBlock block_;
   std::size_t bytes_;
   Device device_;
 };

@@ -22,14 +22,14 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#define FLEXNN_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)           \
-  do {                                                                         \
-    kernel<<<grid, block, shared_bytes, stream>>>(__VA_ARGS__);                \
+#define FLEXNN_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)              \
+  do {                                                                             \
+    kernel<<<grid, block, shared_bytes, stream>>>(__VA_ARGS__);                    \
     ::flexnn::cuda::check_launch(cudaGetLastError(), #kernel, __FILE__, __LINE__); \
   } while (false)
 
-#define FLEXNN_DYNAMIC_SHARED(type, name)                                       \
-  extern __shared__ __align__(16) unsigned char flexnn_dynamic_shared_[];       \
+#define FLEXNN_DYNAMIC_SHARED(type, name)                                 \
+  extern __shared__ __align__(16) unsigned char flexnn_dynamic_shared_[]; \
   type* name = reinterpret_cast<type*>(flexnn_dynamic_shared_)
 
 namespace flexnn::cuda {

@@ -1,6 +1,6 @@
-// Errors from the CUDA backend's host code. The .cu files are compiled by nvcc, whose front end
-// cannot parse fmt's compile-time format strings, so they build messages as plain strings and
-// throw through this function (defined in error.cpp, compiled by the C++ compiler).
+// Errors from the CUDA backend's host code: the .cu files build their messages as plain strings and
+// throw through this function (defined in error.cpp, compiled by the C++ compiler), which keeps
+// nvcc away from fmt's compile-time format checks.
 #pragma once
 
 #include <string>

@@ -441,3 +441,37 @@ TEST_CASE("flexnn reproduce table2 gives the same random-mask rows when it reuse
   REQUIRE(second.status == 0);
   CHECK(read_json(tmp.path() / "t2" / "table2.json").at("rows") == rows);
 }
+
+TEST_CASE("flexnn trains and evaluates on --device cuda, and a CUDA-trained checkpoint evaluates the same on the CPU",
+          "[cli][commands][cuda]") {
+  TempDir tmp;
+  const std::string data = write_dataset(tmp.path() / "data", 100);
+  const fs::path run = tmp.path() / "run";
+  const CliResult trained = run_cli(train_command(run.string(), data, 1, "--device cuda"));
+  INFO(trained.output);
+  REQUIRE(trained.status == 0);
+  CHECK_THAT(trained.output, Contains("on cuda"));
+  CHECK(read_json(run / "summary.json").at("device") == "cuda");
+
+  auto eval = [&](const std::string& device) {
+    const fs::path json = tmp.path() / (device + ".json");
+    const CliResult r = run_cli(fmt::format("eval --checkpoint {} --data-dir {} --device {} --attack fgsm --eps 0.1 "
+                                            "--json {}",
+                                            (run / "model.safetensors").string(), data, device, json.string()));
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    return read_json(json);
+  };
+  const Json on_cuda = eval("cuda"), on_cpu = eval("cpu");
+  CHECK(on_cuda.at("device") == "cuda");
+  CHECK(on_cpu.at("device") == "cpu");
+  // The devices round differently (on a GPU, not on the emulator), which may move an image that sits on
+  // a decision boundary, or an FGSM step where a gradient element is about 0: at most one image of 100.
+  CHECK(on_cuda.at("clean_accuracy").get<double>() == Approx(on_cpu.at("clean_accuracy").get<double>()).margin(1.0));
+  CHECK(on_cuda.at("attacks")[0].at("accuracy").get<double>() ==
+        Approx(on_cpu.at("attacks")[0].at("accuracy").get<double>()).margin(1.0));
+
+  const CliResult bad = run_cli(fmt::format("eval --checkpoint {} --device tpu", (run / "model.safetensors").string()));
+  CHECK(bad.status == 2);
+  CHECK_THAT(bad.output, Contains("--device"));
+}

@@ -110,6 +110,33 @@ TEST_CASE("the CUDA caching allocator reuses freed blocks", "[cuda][device][allo
   CHECK(cached_bytes(DeviceType::CUDA) == 0);
 }
 
+TEST_CASE("the allocator counts the bytes in use and their peak, whole blocks", "[cuda][device][allocator]") {
+  empty_cache(DeviceType::CUDA);
+  const std::size_t base = allocated_bytes(DeviceType::CUDA);
+  reset_peak_allocated_bytes(DeviceType::CUDA);
+  {
+    const Tensor big = Tensor::empty({1 << 20}, DType::Float32, kCUDA);  // 4 MiB
+    CHECK(allocated_bytes(DeviceType::CUDA) == base + (4 << 20));
+    {
+      // A cached block up to twice the request serves it, and is counted (and cached again) whole.
+      const Tensor small = Tensor::empty({1000}, DType::Float32, kCUDA);
+      CHECK(allocated_bytes(DeviceType::CUDA) == base + (4 << 20) + 4096);
+    }
+    CHECK(peak_allocated_bytes(DeviceType::CUDA) == base + (4 << 20) + 4096);
+  }
+  CHECK(allocated_bytes(DeviceType::CUDA) == base);
+  CHECK(cached_bytes(DeviceType::CUDA) == (4 << 20) + 4096);
+  {
+    const Tensor reused = Tensor::empty({(3 << 20) / 4}, DType::Float32, kCUDA);  // 3 MiB: takes the 4 MiB block
+    CHECK(allocated_bytes(DeviceType::CUDA) == base + (4 << 20));
+  }
+  CHECK(cached_bytes(DeviceType::CUDA) == (4 << 20) + 4096);  // the whole 4 MiB again, not 3
+  reset_peak_allocated_bytes(DeviceType::CUDA);
+  CHECK(peak_allocated_bytes(DeviceType::CUDA) == base);
+  empty_cache(DeviceType::CUDA);
+  CHECK(cached_bytes(DeviceType::CUDA) == 0);
+}
+
 TEST_CASE("running out of device memory is a flexnn::Error naming the request", "[cuda][device][allocator]") {
   const int64_t huge = int64_t{1} << 48;  // 1 PiB of float32: more than any device has
   const std::string message = error_message([&] { (void)Tensor::empty({huge}, DType::Float32, kCUDA); });

@@ -2,11 +2,8 @@
 // a tiled transpose), warp shuffles and votes against CPU models of CUDA's lane rules, 2-D and 3-D
 // indices, atomics, dynamic shared memory, launch validation, deadlocks and misuse reported as
 // flexnn::Error naming the kernel and the block, exceptions inside a kernel, and the launch cost.
-#include "kernels/cuda/cuda_compat.cuh"
-
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -15,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/cuda/cuda_compat.cuh"
 #include "test_helpers.hpp"
 
 using flexnn::testing::error_message;
@@ -44,7 +42,8 @@ __global__ void transpose(const float* in, float* out, int rows, int cols) {
   const int c = static_cast<int>(blockIdx.x * 16 + threadIdx.x), r = static_cast<int>(blockIdx.y * 16 + threadIdx.y);
   if (r < rows && c < cols) tile[threadIdx.y][threadIdx.x] = in[r * cols + c];
   __syncthreads();
-  const int out_r = static_cast<int>(blockIdx.x * 16 + threadIdx.y), out_c = static_cast<int>(blockIdx.y * 16 + threadIdx.x);
+  const int out_r = static_cast<int>(blockIdx.x * 16 + threadIdx.y),
+            out_c = static_cast<int>(blockIdx.y * 16 + threadIdx.x);
   if (out_r < cols && out_c < rows) out[out_r * rows + out_c] = tile[threadIdx.x][threadIdx.y];
 }
 
@@ -329,7 +328,8 @@ TEST_CASE("a tiled transpose through a 2-D __shared__ array", "[cuda][emulator]"
                 cols);
   const std::vector<float> out = dout.download();
   for (int r = 0; r < rows; ++r) {
-    for (int c = 0; c < cols; ++c) REQUIRE(out[static_cast<std::size_t>(c * rows + r)] == in[static_cast<std::size_t>(r * cols + c)]);
+    for (int c = 0; c < cols; ++c)
+      REQUIRE(out[static_cast<std::size_t>(c * rows + r)] == in[static_cast<std::size_t>(r * cols + c)]);
   }
 }
 
@@ -378,7 +378,8 @@ TEST_CASE("shuffles with a width: segmented scan, wrapped srcLane, xor into a la
 TEST_CASE("ballot, any, all and __activemask, over whole and half warps", "[cuda][emulator]") {
   const int n = 96;
   std::vector<int> predicate(n);
-  for (int i = 0; i < n; ++i) predicate[static_cast<std::size_t>(i)] = i < 32 ? 1 : (i < 64 ? 0 : (i * 5) % 3 == 1 ? 3 : 0);
+  for (int i = 0; i < n; ++i)
+    predicate[static_cast<std::size_t>(i)] = i < 32 ? 1 : (i < 64 ? 0 : (i * 5) % 3 == 1 ? 3 : 0);
   DeviceBuffer<int> dp(predicate), dany(n), dall(n);
   DeviceBuffer<unsigned> dballot(n), dactive(n), dhalf(n);
   FLEXNN_LAUNCH(votes, dim3(1), dim3(n), 0, 0, dp.get(), dballot.get(), dany.get(), dall.get(), dactive.get(),
@@ -387,7 +388,8 @@ TEST_CASE("ballot, any, all and __activemask, over whole and half warps", "[cuda
   const std::vector<int> any = dany.download(), all = dall.download();
   for (int w = 0; w < 3; ++w) {
     unsigned expected = 0;
-    for (int lane = 0; lane < 32; ++lane) expected |= predicate[static_cast<std::size_t>(w * 32 + lane)] ? 1u << lane : 0u;
+    for (int lane = 0; lane < 32; ++lane)
+      expected |= predicate[static_cast<std::size_t>(w * 32 + lane)] ? 1u << lane : 0u;
     for (int lane = 0; lane < 32; ++lane) {
       const auto i = static_cast<std::size_t>(w * 32 + lane);
       INFO("warp " << w << " lane " << lane);
@@ -406,9 +408,9 @@ TEST_CASE("__syncthreads_count, _and and _or", "[cuda][emulator]") {
   const unsigned threads = 70;
   std::vector<int> predicate(3 * threads, 0);
   for (unsigned t = 0; t < threads; ++t) {
-    predicate[t] = 1;                                // block 0: all
-    predicate[threads + t] = t % 3 == 0 ? 5 : 0;     // block 1: some
-  }                                                  // block 2: none
+    predicate[t] = 1;                             // block 0: all
+    predicate[threads + t] = t % 3 == 0 ? 5 : 0;  // block 1: some
+  }                                               // block 2: none
   DeviceBuffer<int> dp(predicate), dcount(3), dall(3), dany(3);
   FLEXNN_LAUNCH(barrier_counts, dim3(3), dim3(threads), 0, 0, dp.get(), dcount.get(), dall.get(), dany.get());
   CHECK(dcount.download() == std::vector<int>{70, 24, 0});
@@ -433,7 +435,8 @@ TEST_CASE("2-D and 3-D launches give every thread its indices", "[cuda][emulator
             for (unsigned ty = 0; ty < block.y; ++ty)
               for (unsigned tx = 0; tx < block.x; ++tx, k += 6) {
                 const std::vector<int> expected{int(bx), int(by), int(bz), int(tx), int(ty), int(tz)};
-                REQUIRE(std::vector<int>(slots.begin() + static_cast<long>(k), slots.begin() + static_cast<long>(k + 6)) == expected);
+                REQUIRE(std::vector<int>(slots.begin() + static_cast<long>(k),
+                                         slots.begin() + static_cast<long>(k + 6)) == expected);
               }
   }
   DeviceBuffer<int> lanes(64);
@@ -515,8 +518,8 @@ TEST_CASE("invalid launch configurations are errors naming the kernel and the va
   CHECK_THAT(launch(1, dim3(1, 1, 65), 0), Catch::Contains("(1,1,65)") && Catch::Contains("(1024,1024,64)"));
   CHECK_THAT(launch(0, 32, 0), Catch::Contains("'axpy'") && Catch::Contains("gridDim (0,1,1)"));
   CHECK_THAT(launch(dim3(1, 65536), 32, 0), Catch::Contains("(1,65536,1)") && Catch::Contains("65535"));
-  CHECK_THAT(launch(1, 32, 48 * 1024 + 1), Catch::Contains("'axpy'") && Catch::Contains("49153") &&
-                                               Catch::Contains("49152"));
+  CHECK_THAT(launch(1, 32, 48 * 1024 + 1),
+             Catch::Contains("'axpy'") && Catch::Contains("49153") && Catch::Contains("49152"));
   CHECK(launch(1, 1024, 48 * 1024) == "(no flexnn::Error thrown)");  // the limits themselves are fine
 
   // cudaFuncSetAttribute raises the kernel's limit up to the opt-in maximum, as on sm_90.
@@ -553,9 +556,10 @@ TEST_CASE("a barrier that not every thread reaches is an error naming the kernel
 
   // Nobody exits, but a warp operation and the block barrier wait for each other.
   const std::string stuck = error_message([&] { FLEXNN_LAUNCH(shuffle_against_barrier, 2, 64, 0, 0, out.get()); });
-  CHECK_THAT(stuck, Catch::Contains("'shuffle_against_barrier'") && Catch::Contains("block (0,0,0)") &&
-                        Catch::Contains("63 thread(s) wait at __syncthreads(), 1 at warp operations") &&
-                        Catch::Contains("thread (0,0,0) waits at __shfl_sync with mask 0xffffffff for lanes 0xfffffffe"));
+  CHECK_THAT(stuck,
+             Catch::Contains("'shuffle_against_barrier'") && Catch::Contains("block (0,0,0)") &&
+                 Catch::Contains("63 thread(s) wait at __syncthreads(), 1 at warp operations") &&
+                 Catch::Contains("thread (0,0,0) waits at __shfl_sync with mask 0xffffffff for lanes 0xfffffffe"));
 
   check_block_sums(1000, 256);  // the emulator is still usable
 }

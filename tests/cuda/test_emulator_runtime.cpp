@@ -1,10 +1,7 @@
 // The CPU emulation of CUDA, its host side: device memory and copies checked against the allocation
 // registry, the emulated memory limit, device queries, streams and events, the error-check macros,
 // and cuBLAS SGEMM (plain and strided-batched) against column-major loops for every transpose pair.
-#include "kernels/cuda/cuda_compat.cuh"
-
 #include <catch2/catch.hpp>
-
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/cuda/cuda_compat.cuh"
 #include "test_helpers.hpp"
 
 using flexnn::testing::error_message;
@@ -137,7 +135,7 @@ TEST_CASE("copies check that claimed device pointers are device memory and host 
   CHECK(cudaMemset(host.data(), 0, 16) == cudaErrorInvalidValue);
   CHECK(cudaMemcpy(host.data(), device, 4, static_cast<cudaMemcpyKind>(7)) == cudaErrorInvalidMemcpyDirection);
   CHECK(cudaMemcpy(host.data(), nullptr, 0, cudaMemcpyDeviceToHost) == cudaSuccess);  // nothing to copy
-  CHECK(host[0] == 1.0f);  // no failed call wrote anything
+  CHECK(host[0] == 1.0f);                                                             // no failed call wrote anything
   // Frees need the start of a live allocation.
   CHECK(cudaFree(device + 1) == cudaErrorInvalidValue);
   CHECK(cudaFree(device) == cudaSuccess);
@@ -288,8 +286,8 @@ TEST_CASE("cublasSgemmStridedBatched and beta = 0 over NaN", "[cuda][emulator][c
   float* db = to_device(b);
   float* dc = to_device(c);
   const float alpha = 2.0f, beta = 0.0f;
-  FLEXNN_CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_T, CUBLAS_OP_T, m, n, k, &alpha, da, lda, stride_a, db,
-                                                ldb, stride_b, &beta, dc, ldc, stride_c, batches));
+  FLEXNN_CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_T, CUBLAS_OP_T, m, n, k, &alpha, da, lda, stride_a,
+                                                db, ldb, stride_b, &beta, dc, ldc, stride_c, batches));
   const std::vector<float> got = to_host(dc, c.size());
   for (int batch = 0; batch < batches; ++batch) {
     std::vector<float> expected(c.begin() + batch * stride_c, c.begin() + (batch + 1) * stride_c);
@@ -329,11 +327,12 @@ TEST_CASE("cuBLAS rejects bad arguments, host matrices and dead handles", "[cuda
              }),
              Catch::Contains("CUBLAS_STATUS_INVALID_VALUE") && Catch::Contains("matrix A") &&
                  Catch::Contains("not inside any live cudaMalloc allocation"));
-  CHECK_THAT(error_message([&] {
-               FLEXNN_CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &alpha, da, 4,
-                                                             8, da, 4, 0, &beta, dc, 4, 0, 2));
-             }),
-             Catch::Contains("matrix A") && Catch::Contains("batch 1") && Catch::Contains("runs 32 bytes past the end"));
+  CHECK_THAT(
+      error_message([&] {
+        FLEXNN_CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &alpha, da, 4, 8, da,
+                                                      4, 0, &beta, dc, 4, 0, 2));
+      }),
+      Catch::Contains("matrix A") && Catch::Contains("batch 1") && Catch::Contains("runs 32 bytes past the end"));
   CHECK(host == std::vector<float>(16, 1.0f));
   CHECK(to_host(dc, 16) == std::vector<float>(16, 1.0f));  // nothing was written
   FLEXNN_CUBLAS_CHECK(cublasDestroy(handle));

@@ -41,8 +41,8 @@ cublasStatus_t failure(cublasStatus_t status, std::string detail) {
 }
 
 cublasStatus_t not_initialized(const char* call, cublasHandle_t handle) {
-  return failure(CUBLAS_STATUS_NOT_INITIALIZED,
-                 fmt::format("{}: handle {} is not a live cublasCreate handle", call, static_cast<const void*>(handle)));
+  return failure(CUBLAS_STATUS_NOT_INITIALIZED, fmt::format("{}: handle {} is not a live cublasCreate handle", call,
+                                                            static_cast<const void*>(handle)));
 }
 
 bool valid_op(cublasOperation_t op) { return op == CUBLAS_OP_N || op == CUBLAS_OP_T || op == CUBLAS_OP_C; }
@@ -53,24 +53,21 @@ cublasStatus_t check_matrix(const char* call, const char* name, const float* dat
   const auto span = static_cast<std::size_t>(static_cast<long long>(cols - 1) * ld + rows) * sizeof(float);
   for (int batch = 0; batch < batches; ++batch) {
     if (auto problem = flexnn::emu::device_range_problem(data + batch * stride, span)) {
-      return failure(CUBLAS_STATUS_INVALID_VALUE,
-                     fmt::format("{}: matrix {} ({}x{}, ld {}) of batch {}: {}", call, name, rows, cols, ld, batch,
-                                 *problem));
+      return failure(CUBLAS_STATUS_INVALID_VALUE, fmt::format("{}: matrix {} ({}x{}, ld {}) of batch {}: {}", call,
+                                                              name, rows, cols, ld, batch, *problem));
     }
   }
   return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t gemm(const char* call, cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
-                    int m, int n, int k, const float* alpha, const float* A, int lda, long long strideA,
-                    const float* B, int ldb, long long strideB, const float* beta, float* C, int ldc,
-                    long long strideC, int batches) {
+cublasStatus_t gemm(const char* call, cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m,
+                    int n, int k, const float* alpha, const float* A, int lda, long long strideA, const float* B,
+                    int ldb, long long strideB, const float* beta, float* C, int ldc, long long strideC, int batches) {
   if (!is_live(handle)) return not_initialized(call, handle);
   const bool ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;
   const int a_rows = ta ? k : m, a_cols = ta ? m : k, b_rows = tb ? n : k, b_cols = tb ? k : n;
-  if (!valid_op(transa) || !valid_op(transb) || m < 0 || n < 0 || k < 0 || batches < 0 ||
-      lda < std::max(1, a_rows) || ldb < std::max(1, b_rows) || ldc < std::max(1, m) || alpha == nullptr ||
-      beta == nullptr) {
+  if (!valid_op(transa) || !valid_op(transb) || m < 0 || n < 0 || k < 0 || batches < 0 || lda < std::max(1, a_rows) ||
+      ldb < std::max(1, b_rows) || ldc < std::max(1, m) || alpha == nullptr || beta == nullptr) {
     return failure(CUBLAS_STATUS_INVALID_VALUE,
                    fmt::format("{}: invalid arguments: transa {}, transb {}, m {}, n {}, k {}, lda {} (needs >= {}), "
                                "ldb {} (needs >= {}), ldc {} (needs >= {}), batchCount {}, alpha {}, beta {}",
@@ -116,8 +113,8 @@ cublasStatus_t cublasDestroy(cublasHandle_t handle) {
 cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t streamId) {
   if (!is_live(handle)) return not_initialized("cublasSetStream", handle);
   if (!flexnn::emu::is_live_stream(streamId)) {
-    return failure(CUBLAS_STATUS_INVALID_VALUE, fmt::format("cublasSetStream: stream {} is not a live stream",
-                                                            static_cast<const void*>(streamId)));
+    return failure(CUBLAS_STATUS_INVALID_VALUE,
+                   fmt::format("cublasSetStream: stream {} is not a live stream", static_cast<const void*>(streamId)));
   }
   handle->stream = streamId;
   return CUBLAS_STATUS_SUCCESS;
@@ -189,8 +186,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
                                          int m, int n, int k, const float* alpha, const float* A, int lda,
                                          long long int strideA, const float* B, int ldb, long long int strideB,
-                                         const float* beta, float* C, int ldc, long long int strideC,
-                                         int batchCount) {
+                                         const float* beta, float* C, int ldc, long long int strideC, int batchCount) {
   return gemm("cublasSgemmStridedBatched", handle, transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB,
               beta, C, ldc, strideC, batchCount);
 }

@@ -39,7 +39,8 @@ inline void __syncwarp(unsigned mask = 0xffffffffu) {
   ::flexnn::emu::warp_op(::flexnn::emu::WarpOp::sync, mask, 0, 0, warpSize);
 }
 inline unsigned __ballot_sync(unsigned mask, int predicate) {
-  return static_cast<unsigned>(::flexnn::emu::warp_op(::flexnn::emu::WarpOp::ballot, mask, predicate != 0, 0, warpSize));
+  return static_cast<unsigned>(
+      ::flexnn::emu::warp_op(::flexnn::emu::WarpOp::ballot, mask, predicate != 0, 0, warpSize));
 }
 inline int __any_sync(unsigned mask, int predicate) {
   return ::flexnn::emu::warp_op(::flexnn::emu::WarpOp::any, mask, predicate != 0, 0, warpSize) != 0;
@@ -63,20 +64,18 @@ T shuffle(WarpOp op, unsigned mask, T value, unsigned argument, int width) {
 }
 }  // namespace flexnn::emu
 
-#define FLEXNN_EMU_SHUFFLES(T)                                                                          \
-  inline T __shfl_sync(unsigned mask, T var, int srcLane, int width = warpSize) {                       \
-    return ::flexnn::emu::shuffle(::flexnn::emu::WarpOp::shfl, mask, var, static_cast<unsigned>(srcLane), \
-                                  width);                                                               \
-  }                                                                                                     \
-  inline T __shfl_up_sync(unsigned mask, T var, unsigned int delta, int width = warpSize) {             \
-    return ::flexnn::emu::shuffle(::flexnn::emu::WarpOp::shfl_up, mask, var, delta, width);             \
-  }                                                                                                     \
-  inline T __shfl_down_sync(unsigned mask, T var, unsigned int delta, int width = warpSize) {           \
-    return ::flexnn::emu::shuffle(::flexnn::emu::WarpOp::shfl_down, mask, var, delta, width);           \
-  }                                                                                                     \
-  inline T __shfl_xor_sync(unsigned mask, T var, int laneMask, int width = warpSize) {                  \
-    return ::flexnn::emu::shuffle(::flexnn::emu::WarpOp::shfl_xor, mask, var, static_cast<unsigned>(laneMask), \
-                                  width);                                                               \
+#define FLEXNN_EMU_SHUFFLES(T)                                                                                         \
+  inline T __shfl_sync(unsigned mask, T var, int srcLane, int width = warpSize) {                                      \
+    return ::flexnn::emu::shuffle(::flexnn::emu::WarpOp::shfl, mask, var, static_cast<unsigned>(srcLane), width);      \
+  }                                                                                                                    \
+  inline T __shfl_up_sync(unsigned mask, T var, unsigned int delta, int width = warpSize) {                            \
+    return ::flexnn::emu::shuffle(::flexnn::emu::WarpOp::shfl_up, mask, var, delta, width);                            \
+  }                                                                                                                    \
+  inline T __shfl_down_sync(unsigned mask, T var, unsigned int delta, int width = warpSize) {                          \
+    return ::flexnn::emu::shuffle(::flexnn::emu::WarpOp::shfl_down, mask, var, delta, width);                          \
+  }                                                                                                                    \
+  inline T __shfl_xor_sync(unsigned mask, T var, int laneMask, int width = warpSize) {                                 \
+    return ::flexnn::emu::shuffle(::flexnn::emu::WarpOp::shfl_xor, mask, var, static_cast<unsigned>(laneMask), width); \
   }
 FLEXNN_EMU_SHUFFLES(int)
 FLEXNN_EMU_SHUFFLES(unsigned int)
@@ -114,30 +113,30 @@ T wrapping_sub(T a, T b) {
 }
 }  // namespace flexnn::emu
 
-#define FLEXNN_EMU_INTEGER_ATOMICS(T)                                                                        \
-  inline T atomicAdd(T* address, T val) {                                                                    \
+#define FLEXNN_EMU_INTEGER_ATOMICS(T)                                                                           \
+  inline T atomicAdd(T* address, T val) {                                                                       \
     return ::flexnn::emu::atomic_update(address, [=](T old) { return ::flexnn::emu::wrapping_add(old, val); }); \
-  }                                                                                                          \
-  inline T atomicExch(T* address, T val) {                                                                   \
-    return ::flexnn::emu::atomic_update(address, [=](T) { return val; });                                    \
-  }                                                                                                          \
-  inline T atomicMin(T* address, T val) {                                                                    \
-    return ::flexnn::emu::atomic_update(address, [=](T old) { return val < old ? val : old; });              \
-  }                                                                                                          \
-  inline T atomicMax(T* address, T val) {                                                                    \
-    return ::flexnn::emu::atomic_update(address, [=](T old) { return val > old ? val : old; });              \
-  }                                                                                                          \
-  inline T atomicCAS(T* address, T compare, T val) {                                                         \
-    return ::flexnn::emu::atomic_update(address, [=](T old) { return old == compare ? val : old; });         \
-  }                                                                                                          \
-  inline T atomicAnd(T* address, T val) {                                                                    \
-    return ::flexnn::emu::atomic_update(address, [=](T old) { return old & val; });                          \
-  }                                                                                                          \
-  inline T atomicOr(T* address, T val) {                                                                     \
-    return ::flexnn::emu::atomic_update(address, [=](T old) { return old | val; });                          \
-  }                                                                                                          \
-  inline T atomicXor(T* address, T val) {                                                                    \
-    return ::flexnn::emu::atomic_update(address, [=](T old) { return old ^ val; });                          \
+  }                                                                                                             \
+  inline T atomicExch(T* address, T val) {                                                                      \
+    return ::flexnn::emu::atomic_update(address, [=](T) { return val; });                                       \
+  }                                                                                                             \
+  inline T atomicMin(T* address, T val) {                                                                       \
+    return ::flexnn::emu::atomic_update(address, [=](T old) { return val < old ? val : old; });                 \
+  }                                                                                                             \
+  inline T atomicMax(T* address, T val) {                                                                       \
+    return ::flexnn::emu::atomic_update(address, [=](T old) { return val > old ? val : old; });                 \
+  }                                                                                                             \
+  inline T atomicCAS(T* address, T compare, T val) {                                                            \
+    return ::flexnn::emu::atomic_update(address, [=](T old) { return old == compare ? val : old; });            \
+  }                                                                                                             \
+  inline T atomicAnd(T* address, T val) {                                                                       \
+    return ::flexnn::emu::atomic_update(address, [=](T old) { return old & val; });                             \
+  }                                                                                                             \
+  inline T atomicOr(T* address, T val) {                                                                        \
+    return ::flexnn::emu::atomic_update(address, [=](T old) { return old | val; });                             \
+  }                                                                                                             \
+  inline T atomicXor(T* address, T val) {                                                                       \
+    return ::flexnn::emu::atomic_update(address, [=](T old) { return old ^ val; });                             \
   }
 FLEXNN_EMU_INTEGER_ATOMICS(int)
 FLEXNN_EMU_INTEGER_ATOMICS(unsigned int)
@@ -161,8 +160,7 @@ inline unsigned int atomicInc(unsigned int* address, unsigned int val) {
   return ::flexnn::emu::atomic_update(address, [=](unsigned int old) { return old >= val ? 0u : old + 1; });
 }
 inline unsigned int atomicDec(unsigned int* address, unsigned int val) {
-  return ::flexnn::emu::atomic_update(address,
-                                      [=](unsigned int old) { return old == 0 || old > val ? val : old - 1; });
+  return ::flexnn::emu::atomic_update(address, [=](unsigned int old) { return old == 0 || old > val ? val : old - 1; });
 }
 inline float atomicAdd(float* address, float val) {
   return ::flexnn::emu::atomic_update(address, [=](float old) { return old + val; });
@@ -213,7 +211,7 @@ inline T __ldg(const T* address) {
 
 // CUDA's min/max overloads: mixed signed/unsigned arguments compare as unsigned; floating point
 // follows fminf/fmaxf (a NaN argument yields the other one).
-#define FLEXNN_EMU_MIN_MAX(R, A, B)                                                                    \
+#define FLEXNN_EMU_MIN_MAX(R, A, B)                                                                                \
   inline R min(A a, B b) { return static_cast<R>(a) < static_cast<R>(b) ? static_cast<R>(a) : static_cast<R>(b); } \
   inline R max(A a, B b) { return static_cast<R>(a) > static_cast<R>(b) ? static_cast<R>(a) : static_cast<R>(b); }
 FLEXNN_EMU_MIN_MAX(int, int, int)

@@ -33,7 +33,7 @@ std::size_t limit_from_environment() {
 struct Registry {
   std::mutex mutex;
   std::map<std::uintptr_t, std::size_t> allocations;  // start -> requested bytes
-  std::size_t used = 0;                                 // in whole 256-byte units
+  std::size_t used = 0;                               // in whole 256-byte units
   std::size_t limit = limit_from_environment();
 };
 
@@ -72,7 +72,7 @@ void* allocate_device_memory(std::size_t bytes) {
     if (size > r.limit || r.used > r.limit - size) return nullptr;
     r.used += size;
   }
-  void* pointer = ::operator new(size, std::align_val_t{kAlignment}, std::nothrow);
+  void* pointer = ::operator new (size, std::align_val_t{kAlignment}, std::nothrow);
   std::lock_guard lock(r.mutex);
   if (pointer == nullptr) {
     r.used -= size;
@@ -90,7 +90,7 @@ bool free_device_memory(void* pointer) {
   if (found == r.allocations.end()) return false;
   r.used -= rounded(found->second);
   r.allocations.erase(found);
-  ::operator delete(pointer, std::align_val_t{kAlignment});
+  ::operator delete (pointer, std::align_val_t{kAlignment});
   return true;
 }
 

@@ -17,7 +17,7 @@ constexpr std::size_t kSharedAlignment = 256;
 
 struct SharedBuffer {
   struct Delete {
-    void operator()(std::byte* p) const { ::operator delete(p, std::align_val_t{kSharedAlignment}); }
+    void operator()(std::byte* p) const { ::operator delete (p, std::align_val_t{kSharedAlignment}); }
   };
   std::unique_ptr<std::byte, Delete> storage;
   std::size_t capacity = 0;
@@ -48,18 +48,21 @@ std::size_t dynamic_shared_limit(const void* kernel) {
 
 void validate(const LaunchConfig& c) {
   const char* name = c.kernel_name;
-  FLEXNN_CHECK(!in_kernel(), "CUDA emulator: kernel '{}' launched from inside a kernel: dynamic parallelism is not "
-               "emulated", name);
+  FLEXNN_CHECK(!in_kernel(),
+               "CUDA emulator: kernel '{}' launched from inside a kernel: dynamic parallelism is not "
+               "emulated",
+               name);
   const dim3 g = c.grid, b = c.block;
   FLEXNN_CHECK(g.x != 0 && g.y != 0 && g.z != 0 && b.x != 0 && b.y != 0 && b.z != 0,
                "CUDA emulator: kernel '{}' launched with gridDim ({},{},{}) and blockDim ({},{},{}); every "
-               "dimension must be at least 1", name, g.x, g.y, g.z, b.x, b.y, b.z);
+               "dimension must be at least 1",
+               name, g.x, g.y, g.z, b.x, b.y, b.z);
   FLEXNN_CHECK(g.x <= 2147483647u && g.y <= 65535u && g.z <= 65535u,
                "CUDA emulator: kernel '{}' launched with gridDim ({},{},{}); the limits are (2147483647,65535,65535)",
                name, g.x, g.y, g.z);
   FLEXNN_CHECK(b.x <= 1024u && b.y <= 1024u && b.z <= 64u,
-               "CUDA emulator: kernel '{}' launched with blockDim ({},{},{}); the limits are (1024,1024,64)", name,
-               b.x, b.y, b.z);
+               "CUDA emulator: kernel '{}' launched with blockDim ({},{},{}); the limits are (1024,1024,64)", name, b.x,
+               b.y, b.z);
   const unsigned threads = b.x * b.y * b.z;
   FLEXNN_CHECK(threads <= 1024u,
                "CUDA emulator: kernel '{}' launched with blockDim ({},{},{}) = {} threads per block; the limit is 1024",
@@ -81,8 +84,8 @@ void launch_kernel(const LaunchConfig& config, void (*run_thread)(const void* cl
   shared.current = nullptr;
   if (config.dynamic_shared_bytes > 0) {
     if (config.dynamic_shared_bytes > shared.capacity) {
-      shared.storage.reset(static_cast<std::byte*>(
-          ::operator new(config.dynamic_shared_bytes, std::align_val_t{kSharedAlignment})));
+      shared.storage.reset(
+          static_cast<std::byte*>(::operator new (config.dynamic_shared_bytes, std::align_val_t{kSharedAlignment})));
       shared.capacity = config.dynamic_shared_bytes;
     }
     shared.current = shared.storage.get();
@@ -99,7 +102,8 @@ cudaError_t set_function_attribute(const void* kernel, cudaFuncAttribute attribu
       if (value < 0 || static_cast<std::size_t>(value) > kSharedMemoryPerBlockOptin) {
         return record_error(cudaErrorInvalidValue,
                             fmt::format("cudaFuncSetAttribute: {} bytes of dynamic shared memory; the opt-in limit "
-                                        "is {}", value, kSharedMemoryPerBlockOptin));
+                                        "is {}",
+                                        value, kSharedMemoryPerBlockOptin));
       }
       {
         FunctionLimits& limits = function_limits();
@@ -114,8 +118,8 @@ cudaError_t set_function_attribute(const void* kernel, cudaFuncAttribute attribu
       }
       return cudaSuccess;
   }
-  return record_error(cudaErrorInvalidValue, fmt::format("cudaFuncSetAttribute: attribute {} is not emulated",
-                                                         static_cast<int>(attribute)));
+  return record_error(cudaErrorInvalidValue,
+                      fmt::format("cudaFuncSetAttribute: attribute {} is not emulated", static_cast<int>(attribute)));
 }
 
 }  // namespace flexnn::emu

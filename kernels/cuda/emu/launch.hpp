@@ -27,20 +27,22 @@ struct LaunchConfig {
 void launch_kernel(const LaunchConfig& config, void (*run_thread)(const void* closure), const void* closure);
 
 template <typename... Params, typename... Args>
-void launch(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 block,
-            std::size_t dynamic_shared_bytes, cudaStream_t stream, Args&&... args) {
+void launch(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
+            cudaStream_t stream, Args&&... args) {
   struct Closure {
     void (*kernel)(Params...);
     std::tuple<Params...> arguments;
   };
-  const Closure closure{kernel, [](Params... converted) { return std::tuple<Params...>(std::move(converted)...); }(
-                                    std::forward<Args>(args)...)};
-  launch_kernel({kernel_name, reinterpret_cast<const void*>(kernel), grid, block, dynamic_shared_bytes, stream},
-                [](const void* erased) {
-                  const auto& self = *static_cast<const Closure*>(erased);
-                  std::apply(self.kernel, self.arguments);
-                },
-                &closure);
+  const Closure closure{kernel, [](Params... converted) {
+                          return std::tuple<Params...>(std::move(converted)...);
+                        }(std::forward<Args>(args)...)};
+  launch_kernel(
+      {kernel_name, reinterpret_cast<const void*>(kernel), grid, block, dynamic_shared_bytes, stream},
+      [](const void* erased) {
+        const auto& self = *static_cast<const Closure*>(erased);
+        std::apply(self.kernel, self.arguments);
+      },
+      &closure);
 }
 
 // The running launch's dynamic shared memory (what FLEXNN_DYNAMIC_SHARED names), 256-byte aligned

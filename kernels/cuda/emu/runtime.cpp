@@ -142,8 +142,7 @@ cudaError_t record_error(cudaError_t error, std::string detail) {
 void set_last_error_detail(std::string detail) { last_detail = std::move(detail); }
 
 bool is_live_stream(cudaStream_t stream) {
-  return stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread ||
-         streams().contains(stream);
+  return stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread || streams().contains(stream);
 }
 
 }  // namespace flexnn::emu
@@ -156,9 +155,7 @@ cudaError_t cudaGetDeviceCount(int* count) {
   return cudaSuccess;
 }
 
-cudaError_t cudaSetDevice(int device) {
-  return device == 0 ? cudaSuccess : flexnn::emu::invalid_device(device);
-}
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : flexnn::emu::invalid_device(device); }
 
 cudaError_t cudaGetDevice(int* device) {
   if (device == nullptr) return flexnn::emu::null_argument("cudaGetDevice", "device");
@@ -218,8 +215,8 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
     case cudaDevAttrMaxSharedMemoryPerMultiprocessor: *value = static_cast<int>(prop.sharedMemPerMultiprocessor); break;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = static_cast<int>(prop.sharedMemPerBlockOptin); break;
     default:
-      return record_error(cudaErrorInvalidValue, fmt::format("cudaDeviceGetAttribute: attribute {} is not emulated",
-                                                             static_cast<int>(attr)));
+      return record_error(cudaErrorInvalidValue,
+                          fmt::format("cudaDeviceGetAttribute: attribute {} is not emulated", static_cast<int>(attr)));
   }
   return cudaSuccess;
 }
@@ -292,7 +289,7 @@ cudaError_t cudaFree(void* devPtr) {
 
 cudaError_t cudaMallocHost(void** ptr, size_t size) {
   if (ptr == nullptr) return flexnn::emu::null_argument("cudaMallocHost", "ptr");
-  *ptr = ::operator new(size == 0 ? 1 : size, std::align_val_t{flexnn::emu::kPinnedAlignment}, std::nothrow);
+  *ptr = ::operator new (size == 0 ? 1 : size, std::align_val_t{flexnn::emu::kPinnedAlignment}, std::nothrow);
   if (*ptr == nullptr) {
     return record_error(cudaErrorMemoryAllocation, fmt::format("cudaMallocHost of {} bytes failed", size));
   }
@@ -306,7 +303,7 @@ cudaError_t cudaFreeHost(void* ptr) {
     return record_error(cudaErrorInvalidValue,
                         fmt::format("cudaFreeHost: {} is not a live cudaMallocHost allocation", ptr));
   }
-  ::operator delete(ptr, std::align_val_t{flexnn::emu::kPinnedAlignment});
+  ::operator delete (ptr, std::align_val_t{flexnn::emu::kPinnedAlignment});
   return cudaSuccess;
 }
 
@@ -347,9 +344,9 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* pStream, unsigned int flags)
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   if (stream == nullptr || !flexnn::emu::streams().erase(stream)) {
-    return record_error(cudaErrorInvalidResourceHandle,
-                        fmt::format("cudaStreamDestroy: {} is not a live cudaStreamCreate stream",
-                                    static_cast<const void*>(stream)));
+    return record_error(
+        cudaErrorInvalidResourceHandle,
+        fmt::format("cudaStreamDestroy: {} is not a live cudaStreamCreate stream", static_cast<const void*>(stream)));
   }
   delete stream;
   return cudaSuccess;

@@ -50,7 +50,7 @@ struct Warp {
   unsigned present = 0;  // lanes that exist (the block's last warp may be partial)
   unsigned waiting = 0;  // lanes waiting at a warp operation
   unsigned exited = 0;
-  unsigned groups = 0;   // collecting groups, in group[0, groups)
+  unsigned groups = 0;  // collecting groups, in group[0, groups)
   WarpGroup group[kWarpLanes];
 };
 
@@ -287,9 +287,8 @@ void Executor::exit_thread(unsigned thread) {
     const WarpGroup& group = warp.group[g];
     if (group.mask & bit) {
       const unsigned lane = static_cast<unsigned>(std::countr_zero(group.mask & warp.waiting));
-      fail_in_block("deadlock: {} exited while lane {} ({}) waits for it at {} with mask {:#010x}",
-                    thread_text(thread), lane, thread_text(thread - thread % kWarpLanes + lane), op_name(group.op),
-                    group.mask);
+      fail_in_block("deadlock: {} exited while lane {} ({}) waits for it at {} with mask {:#010x}", thread_text(thread),
+                    lane, thread_text(thread - thread % kWarpLanes + lane), op_name(group.op), group.mask);
     }
   }
 }
@@ -329,9 +328,10 @@ std::uint64_t Executor::warp_op(WarpOp op, unsigned mask, std::uint64_t value, u
                   lane, op_name(op), mask);
   }
   if (mask & ~warp.present) {
-    fail_in_block("{} called {} with mask {:#010x}, which names lanes that do not exist: its warp has lanes "
-                  "{:#010x} only (the block has {} threads)",
-                  thread_text(self), op_name(op), mask, warp.present, threads_);
+    fail_in_block(
+        "{} called {} with mask {:#010x}, which names lanes that do not exist: its warp has lanes "
+        "{:#010x} only (the block has {} threads)",
+        thread_text(self), op_name(op), mask, warp.present, threads_);
   }
   if (mask & warp.exited) {
     const unsigned gone = static_cast<unsigned>(std::countr_zero(mask & warp.exited));
@@ -339,8 +339,8 @@ std::uint64_t Executor::warp_op(WarpOp op, unsigned mask, std::uint64_t value, u
                   thread_text(self), op_name(op), mask, gone, thread_text(base + gone));
   }
   if (is_shuffle(op) && (width < 1 || width > static_cast<int>(kWarpLanes) || (width & (width - 1)) != 0)) {
-    fail_in_block("{} called {} with width {}; it must be a power of two from 1 to 32", thread_text(self),
-                  op_name(op), width);
+    fail_in_block("{} called {} with width {}; it must be a power of two from 1 to 32", thread_text(self), op_name(op),
+                  width);
   }
   // The group this call joins: one whose mask names this lane or whose waiting lanes this mask names.
   unsigned joined = warp.groups;
@@ -350,10 +350,11 @@ std::uint64_t Executor::warp_op(WarpOp op, unsigned mask, std::uint64_t value, u
     if (!(group.mask & bit) && !(mask & group_waiting)) continue;
     if (group.mask != mask || group.op != op) {
       const unsigned other_lane = static_cast<unsigned>(std::countr_zero(group_waiting));
-      fail_in_block("{} called {} with mask {:#010x} while lane {} ({}) waits at {} with mask {:#010x}; the lanes "
-                    "named in a mask must all call the same warp operation with the same mask",
-                    thread_text(self), op_name(op), mask, other_lane, thread_text(base + other_lane),
-                    op_name(group.op), group.mask);
+      fail_in_block(
+          "{} called {} with mask {:#010x} while lane {} ({}) waits at {} with mask {:#010x}; the lanes "
+          "named in a mask must all call the same warp operation with the same mask",
+          thread_text(self), op_name(op), mask, other_lane, thread_text(base + other_lane), op_name(group.op),
+          group.mask);
     }
     joined = g;
     break;
@@ -398,9 +399,10 @@ void Executor::complete_warp_op(unsigned base, unsigned mask) {
     ThreadSlot& slot = slots_[base + lane];
     const unsigned source = source_lane(op, lane, slot.argument, slot.width);
     if (!(mask & (1u << source))) {
-      fail_in_block("{} (lane {}) reads lane {} with {}, but mask {:#010x} does not name that lane (its value is "
-                    "undefined on a GPU)",
-                    thread_text(base + lane), lane, source, op_name(op), mask);
+      fail_in_block(
+          "{} (lane {}) reads lane {} with {}, but mask {:#010x} does not name that lane (its value is "
+          "undefined on a GPU)",
+          thread_text(base + lane), lane, source, op_name(op), mask);
     }
     slot.result = slots_[base + source].value;
   }
@@ -424,9 +426,10 @@ void Executor::deadlock() const {
     example = fmt::format("; e.g. {} waits at {} with mask {:#010x} for lanes {:#010x}", thread_text(warp_waiter),
                           op_name(slot.op), slot.mask, slot.mask & ~warps_[base / kWarpLanes].waiting);
   }
-  fail_in_block("deadlock: no thread can proceed: {} thread(s) wait at __syncthreads(), {} at warp operations, {} "
-                "exited{}",
-                at_barrier, at_warp_op, exited_, example);
+  fail_in_block(
+      "deadlock: no thread can proceed: {} thread(s) wait at __syncthreads(), {} at warp operations, {} "
+      "exited{}",
+      at_barrier, at_warp_op, exited_, example);
 }
 
 }  // namespace
