@@ -25,7 +25,7 @@ int64_t correct(const Tensor& logits, const Tensor& labels) {
 
 }  // namespace
 
-EvaluationResult evaluate(nn::Module& model, const datasets::ImageDataset& data, const EvaluationOptions& options) {
+EvaluationResult evaluate(nn::Module& model, const datasets::ImageSource& data, const EvaluationOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   FLEXNN_CHECK(data.size() > 0, "evaluate: the data set is empty");
   model.eval();
@@ -35,11 +35,13 @@ EvaluationResult evaluate(nn::Module& model, const datasets::ImageDataset& data,
   std::vector<std::vector<float>> eps;
   for (float e : options.fgsm_eps) eps.push_back(pixel_eps(e, options.eps_space, options.normalization_std));
 
-  datasets::DataLoader loader(data, {.batch_size = options.batch_size, .shuffle = false});
+  datasets::DataLoader loader(data, {.batch_size = options.batch_size, .shuffle = false, .workers = options.workers});
   loader.start_epoch(0);
-  int64_t clean = 0;
+  int64_t clean = 0, seen = 0;
   std::vector<int64_t> adversarial(eps.size(), 0);
   while (auto batch = loader.next()) {
+    if (batch->labels.numel() == 0) continue;  // every example of the batch was skipped as unreadable
+    seen += batch->labels.numel();
     const Tensor images = batch->images.to(device);
     for (nn::FlexibleConv2d* layer : flexible) layer->count_pool_units(true);
     Tensor logits;
@@ -59,9 +61,10 @@ EvaluationResult evaluate(nn::Module& model, const datasets::ImageDataset& data,
       adversarial[k] += correct(model(fgsm_step(images, grad, eps[k])), batch->labels);
   }
 
+  FLEXNN_CHECK(seen > 0, "evaluate: none of the data set's {} examples could be read", data.size());
   EvaluationResult result;
-  result.n = data.size();
-  const double percent = 100.0 / static_cast<double>(data.size());
+  result.n = seen;
+  const double percent = 100.0 / static_cast<double>(seen);
   result.clean_accuracy = clean * percent;
   for (size_t k = 0; k < eps.size(); ++k) result.attacks.push_back({"fgsm", options.fgsm_eps[k], adversarial[k] * percent});
   ops::FlexibleStats total;
@@ -73,6 +76,10 @@ EvaluationResult evaluate(nn::Module& model, const datasets::ImageDataset& data,
                                           : static_cast<double>(total.pool_units) / static_cast<double>(total.units);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+EvaluationResult evaluate(nn::Module& model, const datasets::ImageDataset& data, const EvaluationOptions& options) {
+  return evaluate(model, datasets::ImageDatasetSource(data), options);
 }
 
 }  // namespace flexnn::attacks

@@ -124,3 +124,23 @@ inline Tensor operator*(float a, const Tensor& b) { return ops::mul(b, a); }
 inline Tensor operator-(float a, const Tensor& b) { return ops::add(ops::neg(b), a); }
 
 }  // namespace flexnn
+
+// ---- HMAX (models/hmax.hpp) -------------------------------------------------------------------
+namespace flexnn::ops {
+
+// HMAX's S2 units: the gaussian tuning exp(−d / (2σ²)) of the squared Euclidean distance between
+// each C1 patch x and prototype w, d = ||x||² − 2 x·w + ||w||², from its three terms: cross
+// [N, P, H, W] (the convolution of C1 with the prototypes), patch_sq [N, 1, H, W] (each window's
+// sum of squares) and weight_sq [P] (each prototype's). One fused pass each way on the CPU.
+Tensor hmax_s2(const Tensor& cross, const Tensor& patch_sq, const Tensor& weight_sq, float sigma);
+// The same units' maximum over positions, [N, P] (a C2 unit over one map): exp(−min d / (2σ²)),
+// one exp per unit; the gradient flows through the first position of the least distance.
+Tensor hmax_s2_max(const Tensor& cross, const Tensor& patch_sq, const Tensor& weight_sq, float sigma);
+
+// conv2d(x, weight, {}, stride, padding), computed as one GEMM of the images [N, C_in*H*W] with
+// the weight's Toeplitz expansion [C_out*H_out*W_out, C_in*H*W] (kernels/cpu/hmax.hpp): for
+// inputs smaller than the kernel window, mostly padding (HMAX's S2 on C1 maps of 3x3 to 8x8 with
+// prototypes up to 16x16), it multiplies fewer zeros than im2col. On CUDA it is conv2d.
+Tensor conv2d_toeplitz(const Tensor& x, const Tensor& weight, Size2 stride = 1, Size2 padding = 0);
+
+}  // namespace flexnn::ops

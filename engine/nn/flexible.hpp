@@ -1,8 +1,11 @@
 // nn::FlexibleConv2d: the paper's flexible layer. A convolution and a max-pool of the same input
 // run side by side, and each output unit blends them through a steep sigmoid gate on its own
 // threshold T (Eq. 1, kernels/flexible_gate.hpp). The forward is ops::flexible_conv2d: on CUDA one
-// fused kernel each way, on the CPU the convolution then the fused blend. Parameter names:
-// conv.weight, conv.bias, threshold ([C_out, H_out, W_out], in every mode that has one).
+// fused kernel each way, on the CPU the convolution then the fused blend. Optionally the pool branch
+// pools the convolution's output instead of the input (PoolSource::conv_output, for layers whose
+// input and output channel counts differ, as in the all-flexible VGG16): conv2d, then
+// flexible_blend(c, c, ...). Parameter names: conv.weight, conv.bias, threshold ([C_out, H_out,
+// W_out], in every mode that has one).
 #pragma once
 
 #include "engine/generator.hpp"
@@ -19,11 +22,16 @@ enum class FlexMode { none, standard, uniform, random, reverse };
 FlexMode parse_flex_mode(std::string_view name);  // an error lists the valid names
 std::string_view flex_mode_name(FlexMode mode);
 
+// What the pool branch max-pools: the layer's input (the paper's layer) or the convolution
+// branch's output c (then m = pool(c) and f = g·m + (1 − g)·c; any channel counts).
+enum class PoolSource { input, conv_output };
+
 struct FlexibleConv2dOptions {
-  int64_t in_channels = 1, out_channels = 1;  // equal, or in_channels = 1 (pool broadcast)
+  int64_t in_channels = 1, out_channels = 1;  // pool of the input: equal, or in_channels = 1 (broadcast)
   ops::Size2 kernel = 3, stride = 1, padding = 0;  // the convolution
   bool bias = true;
   ops::FlexiblePool pool{3};  // the max-pool; must give the convolution's output size
+  PoolSource pool_source = PoolSource::input;
   ops::Size2 input_size = 1;  // the H x W this layer is built for: T has one value per unit
   FlexMode mode = FlexMode::standard;
   float sharpness = 50.0f;

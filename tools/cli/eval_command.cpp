@@ -1,11 +1,12 @@
 // `flexnn eval`: rebuilds a model from its checkpoint alone, and reports its clean accuracy and
-// its accuracy under FGSM over a whole split, as a table and optionally as JSON.
+// its accuracy under FGSM over a whole split (of the model's data set, or the one --data names),
+// as a table and optionally as JSON.
 #include "attacks/evaluation.hpp"
-#include "datasets/catalog.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "models/registry.hpp"
 #include "tools/cli/commands.hpp"
 #include "tools/cli/common_options.hpp"
+#include "tools/cli/training_data.hpp"
 
 #include <fmt/core.h>
 
@@ -16,9 +17,10 @@ namespace {
 
 struct EvalCommand {
   CommonOptions common;
-  std::string checkpoint, split = "test", attack, eps_space = "pixel", json;
+  std::string checkpoint, split = "test", attack, eps_space = "pixel", json, data;
   std::vector<float> eps;
-  int64_t batch_size = 100;
+  int64_t batch_size = 100, workers = 4;
+  bool skip_bad = false;
 };
 
 void run(const EvalCommand& c) {
@@ -28,13 +30,17 @@ void run(const EvalCommand& c) {
   const models::LoadedModel loaded = models::load_model(c.checkpoint);
   const Device device = selected_device(c.common);
   loaded.model->to(device);
-  const std::string dataset = models::model_spec(loaded.config).dataset;
-  const datasets::ImageDataset data = datasets::load_dataset(dataset, data_dir(c.common, dataset), c.split);
+  const models::ModelSpec spec = models::model_spec(loaded.config);
+  const std::string dataset = c.data.empty() ? spec.dataset : c.data;
+  const std::unique_ptr<datasets::ImageSource> data =
+      open_split({dataset, data_dir(c.common, dataset), c.skip_bad}, spec, c.split);
+  check_data_fits(*data, loaded.config, dataset);
   attacks::EvaluationOptions options{.batch_size = c.batch_size,
                                      .fgsm_eps = c.eps,
                                      .eps_space = attacks::parse_eps_space(c.eps_space),
-                                     .normalization_std = loaded.config.value("std", std::vector<float>{1.0f})};
-  const attacks::EvaluationResult r = attacks::evaluate(*loaded.model, data, options);
+                                     .normalization_std = loaded.config.value("std", std::vector<float>{1.0f}),
+                                     .workers = c.workers};
+  const attacks::EvaluationResult r = attacks::evaluate(*loaded.model, *data, options);
 
   fmt::print("model     {} (flex {})\n", loaded.config["model"].get<std::string>(),
              loaded.config.value("flex", std::string("-")));
@@ -76,6 +82,12 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch-size", c->batch_size, "Batch size")->check(CLI::Range(1, 65536))->capture_default_str();
   cmd->add_option("--json", c->json, "Also write the results to this JSON file");
+  cmd->add_option("--data", c->data, "Data set (default: the model's): fmnist, cifar10, imagenette, folder")
+      ->check(CLI::IsMember({"fmnist", "cifar10", "imagenette", "folder"}));
+  cmd->add_option("--workers", c->workers, "Threads that read and decode images (results do not depend on it)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd->add_flag("--skip-bad", c->skip_bad, "imagenette, folder: skip (and count) unreadable image files");
   add_common_options(cmd, c->common);
   cmd->callback([c] { run(*c); });
 }

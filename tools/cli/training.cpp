@@ -1,9 +1,10 @@
 // The training loop and its run directory: parameter groups, StepLR, per-epoch log records,
-// checkpoints and the resumable state.
+// checkpoints, the resumable state, and the reuse of finished runs.
 #include "tools/cli/training.hpp"
 
 #include "attacks/evaluation.hpp"
 #include "datasets/data_loader.hpp"
+#include "datasets/transforms.hpp"
 #include "engine/autograd/node.hpp"
 #include "engine/generator.hpp"
 #include "engine/io/atomic_file.hpp"
@@ -12,11 +13,13 @@
 #include "engine/optim/sgd.hpp"
 #include "engine/optim/step_lr.hpp"
 #include "tools/cli/progress.hpp"
+#include "tools/cli/training_data.hpp"
 
 #include <fmt/core.h>
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <optional>
 
 namespace flexnn::cli {
@@ -105,6 +108,28 @@ std::pair<int64_t, Json> restore_run(const std::filesystem::path& path, nn::Modu
   return {std::stoll(meta("flexnn.epochs_done")), Json::parse(meta("flexnn.log"))};
 }
 
+// The run's data set: the one it names, else the model's own.
+std::string data_name(const TrainingOptions& o) {
+  return o.data.empty() ? models::model_spec(o.model).dataset : o.data;
+}
+
+// `per_class` examples of each class of an in-memory source (drawn by `seed`), owned; nullopt for 0.
+std::optional<datasets::ImageDatasetSource> balanced(const datasets::ImageSource& source, int64_t per_class,
+                                                     uint64_t seed, const std::string& data, const char* option) {
+  if (per_class == 0) return std::nullopt;
+  const auto* memory = dynamic_cast<const datasets::ImageDatasetSource*>(&source);
+  FLEXNN_CHECK(memory != nullptr, "train: {} needs a data set held in memory (fmnist, cifar10), but {} streams its "
+               "images from disk", option, data);
+  const datasets::ImageDataset& all = memory->dataset();
+  return std::optional<datasets::ImageDatasetSource>(
+      std::in_place, datasets::subset(all, datasets::balanced_indices(all, per_class, seed)));
+}
+
+Json read_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return Json::parse(in, nullptr, false);  // discarded (not an error) when unreadable
+}
+
 void write_log(const std::filesystem::path& path, const Json& log) {
   std::string text;
   for (const Json& record : log) text += record.dump() + "\n";
@@ -132,31 +157,67 @@ ParameterGroups parameter_groups(const nn::Module& model, const TrainingOptions&
 }
 
 Json to_json(const TrainingOptions& o) {
-  return {{"model", o.model},
-          {"epochs", o.epochs},
-          {"seed", o.seed},
-          {"batch_size", o.batch_size},
-          {"lr", decimal(o.lr)},
-          {"momentum", decimal(o.momentum)},
-          {"weight_decay", decimal(o.weight_decay)},
-          {"lr_step", o.lr_step},
-          {"lr_gamma", decimal(o.lr_gamma)},
-          {"per_class", o.per_class}};
+  Json json = {{"model", o.model},
+               {"epochs", o.epochs},
+               {"seed", o.seed},
+               {"batch_size", o.batch_size},
+               {"lr", decimal(o.lr)},
+               {"momentum", decimal(o.momentum)},
+               {"weight_decay", decimal(o.weight_decay)},
+               {"lr_step", o.lr_step},
+               {"lr_gamma", decimal(o.lr_gamma)},
+               {"per_class", o.per_class}};
+  if (!o.data.empty() && o.data != models::model_spec(o.model).dataset) json["data"] = o.data;
+  if (o.hflip > 0) json["hflip"] = decimal(o.hflip);
+  if (o.test_per_class > 0) json["test_per_class"] = o.test_per_class;
+  return json;
 }
 
-TrainingRun train(const TrainingOptions& o, const datasets::ImageDataset& full_train_set,
+void update_from_json(TrainingOptions& o, const Json& json, const std::string& where) {
+  FLEXNN_CHECK(json.is_object(), "{}: training options must be a JSON object, found {}", where, json.dump());
+  for (const auto& [key, value] : json.items()) {
+    const auto read = [&]<typename T>(T& field) {
+      const bool integral = std::is_integral_v<T>;
+      FLEXNN_CHECK(integral ? value.is_number_integer() : value.is_number(), "{}: training option \"{}\" must be {}, "
+                   "found {}", where, key, integral ? "an integer" : "a number", value.dump());
+      field = value.get<T>();
+    };
+    if (key == "epochs") read(o.epochs);
+    else if (key == "seed") read(o.seed);
+    else if (key == "batch_size") read(o.batch_size);
+    else if (key == "lr") read(o.lr);
+    else if (key == "momentum") read(o.momentum);
+    else if (key == "weight_decay") read(o.weight_decay);
+    else if (key == "lr_step") read(o.lr_step);
+    else if (key == "lr_gamma") read(o.lr_gamma);
+    else if (key == "per_class") read(o.per_class);
+    else if (key == "test_per_class") read(o.test_per_class);
+    else if (key == "hflip") read(o.hflip);
+    else
+      fail("{}: unknown training option \"{}\" (known: epochs, seed, batch_size, lr, momentum, weight_decay, "
+           "lr_step, lr_gamma, per_class, test_per_class, hflip)", where, key);
+  }
+}
+
+TrainingRun train(const TrainingOptions& o, const datasets::ImageDataset& train_set,
                   const datasets::ImageDataset& test_set, const std::filesystem::path& out, bool resume,
+                  Output output) {
+  return train(o, datasets::ImageDatasetSource(train_set), datasets::ImageDatasetSource(test_set), out, resume,
+               output);
+}
+
+TrainingRun train(const TrainingOptions& o, const datasets::ImageSource& full_train_set,
+                  const datasets::ImageSource& full_test_set, const std::filesystem::path& out, bool resume,
                   Output output) {
   FLEXNN_CHECK(o.epochs > 0 && o.batch_size > 0 && o.lr > 0 && o.lr_step > 0,
                "train: epochs ({}), batch size ({}), learning rate ({}) and lr step ({}) must be positive", o.epochs,
                o.batch_size, o.lr, o.lr_step);
+  FLEXNN_CHECK(o.per_class >= 0 && o.test_per_class >= 0 && o.hflip >= 0 && o.hflip <= 1,
+               "train: per_class ({}) and test_per_class ({}) must be >= 0, and hflip ({}) in [0, 1]", o.per_class,
+               o.test_per_class, o.hflip);
   const models::Config config = models::complete_config(o.model);
-  const models::ModelSpec spec = models::model_spec(config);
-  FLEXNN_CHECK(full_train_set.channels == spec.channels && full_train_set.height == spec.height &&
-                   full_train_set.width == spec.width,
-               "train: model {} expects {}x{}x{} images but the data set has {}x{}x{}", config["model"].dump(),
-               spec.channels, spec.height, spec.width, full_train_set.channels, full_train_set.height,
-               full_train_set.width);
+  const std::string data = data_name(o);
+  check_data_fits(full_train_set, config, data);
   const Json identity = run_identity(o, config);
   std::filesystem::create_directories(out);
   const bool exists = std::filesystem::exists(out / kStateFile) || std::filesystem::exists(out / kModelFile);
@@ -176,11 +237,19 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageDataset& full_t
   if (resume) std::tie(first_epoch, log) = restore_run(out / kStateFile, *model, optimiser, identity);
   scheduler.set_epoch(first_epoch);
 
-  std::optional<datasets::ImageDataset> balanced;  // the full set is used in place, never copied
-  if (o.per_class > 0)
-    balanced = datasets::subset(full_train_set, datasets::balanced_indices(full_train_set, o.per_class, o.seed));
-  const datasets::ImageDataset& train_set = balanced ? *balanced : full_train_set;
-  datasets::DataLoader loader(train_set, {.batch_size = o.batch_size, .shuffle = true, .seed = o.seed});
+  // The full sets are used in place, never copied.
+  const std::optional<datasets::ImageDatasetSource> train_subset =
+      balanced(full_train_set, o.per_class, o.seed, data, "per_class");
+  const std::optional<datasets::ImageDatasetSource> test_subset =
+      balanced(full_test_set, o.test_per_class, 0, data, "test_per_class");
+  const datasets::ImageSource& train_set = train_subset ? *train_subset : full_train_set;
+  const datasets::ImageSource& test_set = test_subset ? *test_subset : full_test_set;
+  datasets::DataLoader loader(
+      train_set, {.batch_size = o.batch_size,
+                  .shuffle = true,
+                  .seed = o.seed,
+                  .transform = o.hflip > 0 ? datasets::transforms::random_horizontal_flip(o.hflip) : nullptr,
+                  .workers = o.workers});
   if (output != Output::quiet && first_epoch > 0)
     fmt::print("resuming {} after epoch {} of {}\n", out.string(), first_epoch, o.epochs);
 
@@ -195,6 +264,7 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageDataset& full_t
     double loss_sum = 0;
     int64_t correct = 0, seen = 0, step = 0;
     while (auto batch = loader.next()) {
+      if (batch->labels.numel() == 0) continue;  // every example of the batch was skipped as unreadable
       const Tensor logits = (*model)(batch->images.to(o.device));
       const Tensor loss = ops::cross_entropy(logits, batch->labels.to(o.device));
       optimiser.sgd->zero_grad();
@@ -218,7 +288,8 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageDataset& full_t
                    {"seconds", train_seconds},
                    {"images_per_s", seen / train_seconds}};
     if (o.evaluate_each_epoch || epoch + 1 == o.epochs) {
-      const attacks::EvaluationResult test = attacks::evaluate(*model, test_set, {.batch_size = o.batch_size, .fgsm_eps = {}});
+      const attacks::EvaluationResult test =
+          attacks::evaluate(*model, test_set, {.batch_size = o.batch_size, .fgsm_eps = {}, .workers = o.workers});
       record["test_accuracy"] = test.clean_accuracy;
       if (!std::isnan(test.pool_fraction)) record["pool_fraction"] = test.pool_fraction;
     }
@@ -238,14 +309,33 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageDataset& full_t
   const Json& last = log.back();
   Json summary = {{"config", config},
                   {"training", to_json(o)},
+                  {"data", data},
                   {"train_images", train_set.size()},
+                  {"test_images", test_set.size()},
                   {"device", o.device.str()},
                   {"epochs", o.epochs},
                   {"final", last},
                   {"test_accuracy", last.value("test_accuracy", std::nan(""))},
                   {"seconds_this_session", seconds_since(run_start)}};
   write_text_atomically(out / kSummaryFile, summary.dump(2) + "\n", "JSON");
-  return {model, config, summary};
+  return {model, config, summary, log};
+}
+
+TrainingRun train_or_reuse(const TrainingOptions& o, const datasets::ImageSource& train_set,
+                           const datasets::ImageSource& test_set, const std::filesystem::path& out, Output output) {
+  const Json summary = read_json_file(out / kSummaryFile);
+  if (!summary.is_discarded() && summary.value("training", Json()) == to_json(o)) {
+    models::LoadedModel loaded = models::load_model(out / kModelFile);
+    loaded.model->to(o.device);
+    Json log = Json::array();
+    std::ifstream lines(out / kLogFile);
+    for (std::string line; std::getline(lines, line);) log.push_back(Json::parse(line));
+    FLEXNN_CHECK(static_cast<int64_t>(log.size()) == o.epochs, "{}: the finished run's log has {} records for {} "
+                 "epochs; remove the run directory to train it again", (out / kLogFile).string(), log.size(),
+                 o.epochs);
+    return {loaded.model, loaded.config, summary, log};
+  }
+  return train(o, train_set, test_set, out, std::filesystem::exists(out / kStateFile), output);
 }
 
 }  // namespace flexnn::cli
