@@ -1,6 +1,7 @@
 // FGSM: the input gradient with frozen parameters, and the signed step.
 #include "attacks/fgsm.hpp"
 
+#include "attacks/gradient.hpp"
 #include "engine/autograd/node.hpp"
 #include "engine/ops.hpp"
 
@@ -8,29 +9,6 @@
 #include <cmath>
 
 namespace flexnn::attacks {
-namespace {
-
-// Turns off requires_grad on every parameter for its lifetime, then restores it.
-class FrozenParameters {
- public:
-  explicit FrozenParameters(const nn::Module& model) : params_(model.parameters()) {
-    for (Tensor& p : params_) {
-      was_.push_back(p.requires_grad());
-      p.requires_grad_(false);
-    }
-  }
-  ~FrozenParameters() {
-    for (size_t i = 0; i < params_.size(); ++i) params_[i].requires_grad_(was_[i]);
-  }
-  FrozenParameters(const FrozenParameters&) = delete;
-  FrozenParameters& operator=(const FrozenParameters&) = delete;
-
- private:
-  std::vector<Tensor> params_;
-  std::vector<bool> was_;
-};
-
-}  // namespace
 
 EpsSpace parse_eps_space(std::string_view name) {
   if (name == "pixel") return EpsSpace::pixel;

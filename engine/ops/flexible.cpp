@@ -7,6 +7,7 @@
 #include "engine/ops.hpp"
 #include "engine/ops/check.hpp"
 #include "engine/ops/conv_shape.hpp"
+#include "engine/ops/gate_backward.hpp"
 #include "engine/ops/pool_shape.hpp"
 #include "kernels/cpu/flexible.hpp"
 #include "kernels/cuda/flexible.hpp"
@@ -87,6 +88,7 @@ Tensor flexible_conv2d_cuda(const Conv2dShape& conv, const FlexibleShape& flex, 
   const bool need_x = x.requires_grad(), need_weight = weight.requires_grad();
   const bool need_bias = bias.defined() && bias.requires_grad();
   const bool need_gate = gate != FlexGate::mask && gate_values.requires_grad();
+  const float backward_sharpness = gate_backward_sharpness(sharpness);  // BPDA may soften the gate's backward
   return record(y, "flexible_conv2d", {x, weight, bias, gate_values},
                 [=, x = x.detach(), weight = weight.detach(), gate_values = gate_values.detach()](const Tensor& grad) {
                   std::vector<Tensor> grads(4);
@@ -99,10 +101,10 @@ Tensor flexible_conv2d_cuda(const Conv2dShape& conv, const FlexibleShape& flex, 
                     workspace = Tensor::empty({cuda::flexible_conv2d_backward_workspace(conv, flex)},
                                               DType::Float32, device);
                   const auto data = [](const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
-                  cuda::flexible_conv2d_backward(conv, flex, gate, sharpness, x.data<float>(), weight.data<float>(),
-                                                 gate_values.data<float>(), c.data<float>(), argmax_of(argmax),
-                                                 grad.data<float>(), data(grads[0]), data(grads[1]), data(grads[2]),
-                                                 data(grads[3]), data(workspace));
+                  cuda::flexible_conv2d_backward(conv, flex, gate, backward_sharpness, x.data<float>(),
+                                                 weight.data<float>(), gate_values.data<float>(), c.data<float>(),
+                                                 argmax_of(argmax), grad.data<float>(), data(grads[0]),
+                                                 data(grads[1]), data(grads[2]), data(grads[3]), data(workspace));
                   return grads;
                 });
 }
@@ -129,6 +131,7 @@ Tensor flexible_blend(const Tensor& c, const Tensor& x, const Tensor& gate_value
           backward ? argmax.data<int64_t>() : nullptr, cuda && stats == nullptr ? nullptr : count.target());
   count.report(y.numel());
   if (!backward) return y;
+  const float backward_sharpness = gate_backward_sharpness(sharpness);  // BPDA may soften the gate's backward
   return record(y, op, {c, x, gate_values},
                 [=, c = c.detach(), x = x.detach(), gate_values = gate_values.detach()](const Tensor& grad) {
                   std::vector<Tensor> grads(3);
@@ -139,8 +142,9 @@ Tensor flexible_blend(const Tensor& c, const Tensor& x, const Tensor& gate_value
                   Tensor workspace;
                   if (cuda ? need_x : need_gate) workspace = Tensor::empty(c.shape(), DType::Float32, device);
                   const auto backward_kernel = cuda ? cuda::flexible_backward : cpu::flexible_backward;
-                  backward_kernel(s, gate, sharpness, x.data<float>(), c.data<float>(), gate_values.data<float>(),
-                                  argmax.data<int64_t>(), grad.data<float>(), grads[0].data<float>(),
+                  backward_kernel(s, gate, backward_sharpness, x.data<float>(), c.data<float>(),
+                                  gate_values.data<float>(), argmax.data<int64_t>(), grad.data<float>(),
+                                  grads[0].data<float>(),
                                   need_x ? grads[1].data<float>() : nullptr,
                                   need_gate ? grads[2].data<float>() : nullptr,
                                   workspace.defined() ? workspace.data<float>() : nullptr);
