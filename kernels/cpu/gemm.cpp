@@ -9,15 +9,19 @@
 // the chunking nor the thread count can change a bit. Work per call: one parallel pass packs a
 // super-block of A and B into a buffer shared by all threads, one parallel pass runs the
 // microkernels over disjoint C tiles (tile sizes chosen from the shape alone). A PackedA holds all
-// of op(A)'s KC blocks in the same layout, packed once; its products then pack only B.
+// of op(A)'s KC blocks in the same layout, packed once (or written there by a producer of A's
+// values); its products then pack only B, and with a PackedB (all of op(B) packed the same way)
+// nothing: one pass of microkernels.
 //
 // Without AVX-512 or AVX2+FMA: single-threaded Eigen products on C blocks spread over the pool.
 #include "kernels/cpu/gemm.hpp"
 
+#include "engine/error.hpp"
 #include "kernels/cpu/parallel.hpp"
 
 #include <algorithm>
 #include <new>
+#include <string>
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #define FLEXNN_GEMM_PACKED 1
@@ -112,31 +116,7 @@ constexpr int64_t kMinPackFloats = int64_t{1} << 15;
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// A grow-only, 64-byte aligned float buffer kept between calls.
-class AlignedBuffer {
- public:
-  ~AlignedBuffer() { release(); }
-  float* get(int64_t size) {
-    if (size > capacity_) {
-      release();
-      data_ = static_cast<float*>(::operator new[](static_cast<std::size_t>(size) * sizeof(float), kAlign));
-      capacity_ = size;
-    }
-    return data_;
-  }
-
- private:
-  static constexpr std::align_val_t kAlign{64};
-  void release() {
-    if (data_ != nullptr) ::operator delete[](data_, kAlign);
-    data_ = nullptr;
-    capacity_ = 0;
-  }
-  float* data_ = nullptr;
-  int64_t capacity_ = 0;
-};
-
-thread_local AlignedBuffer packed_buffer;  // the calling thread's packed super-block
+thread_local AlignedFloats packed_buffer;  // the calling thread's packed super-block
 
 // dst[q * ldd + r] = src[r * ld + q] for r, q < 8, with rows r >= rows read as zeros.
 void transpose_8x8(const float* src, int64_t ld, int64_t rows, float* dst, int64_t ldd) {
@@ -219,23 +199,30 @@ struct Plan {
   int64_t tile_m;      // compute tile rows, a multiple of MR
   int64_t tile_n;      // compute tile columns, a multiple of NR
   const float* a_packed;  // all of op(A) packed in advance (a PackedA), or null
+  const float* b_packed;  // all of op(B) packed in advance (a PackedB, with a PackedA), or null
 
   int64_t block_depth(int64_t kb) const { return std::min(kc, k - kb * kc); }
 };
 
 Plan make_plan(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-               const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const float* a_packed = nullptr) {
-  Plan p{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0, 0, 0, 0, 0, 0, 0, a_packed};
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const float* a_packed = nullptr,
+               const float* b_packed = nullptr) {
+  Plan p{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0, 0, 0, 0, 0, 0, 0, a_packed, b_packed};
   p.k_blocks = ceil_div(k, kKC);
   p.kc = ceil_div(k, p.k_blocks);  // balanced blocks: no sliver at the end
   p.m_panels = ceil_div(m, kMR);
   const int64_t m_pad = p.m_panels * kMR, n_pad = round_up(n, kNR);
   // Super-block: as many KC blocks as keep A's part within half the budget (all of B's width
-  // within the budget when A is packed in advance), then as many columns as fill the rest.
+  // within the budget when A is packed in advance), then as many columns as fill the rest; all
+  // of it when both are packed in advance.
   const int64_t a_pad = a_packed != nullptr ? 0 : m_pad;
   p.super_kb = std::clamp(kPackBudget / ((a_pad > 0 ? 2 * a_pad : n_pad) * p.kc), int64_t{1}, p.k_blocks);
   const int64_t depth = p.super_kb * p.kc;
   p.super_n = std::clamp((kPackBudget - a_pad * depth) / depth / kNR * kNR, kNR, n_pad);
+  if (b_packed != nullptr) {
+    p.super_kb = p.k_blocks;
+    p.super_n = n_pad;
+  }
   // Tiles: start from kMC x kNC and halve (columns first: a tile's rows of A stay in L2 while B's
   // panels stream through) while there are too few chunks and each would still have enough work.
   const int64_t n_span = std::min(p.super_n, n_pad);
@@ -320,11 +307,15 @@ void compute_super_block(const Plan& p, int64_t kb0, int64_t kbs, int64_t n0, in
 }
 
 void packed_gemm(const Plan& p) {
+  if (p.b_packed != nullptr) {  // both packed in advance: one super-block
+    compute_super_block(p, 0, p.k_blocks, 0, p.n, p.a_packed, p.b_packed);
+    return;
+  }
   const int64_t m_pad = p.m_panels * kMR;
   const bool prepacked = p.a_packed != nullptr;
   // B's panels stay 64-byte aligned.
   const int64_t a_floats = prepacked ? 0 : round_up(p.super_kb * p.kc * m_pad, 16);
-  float* buffer = packed_buffer.get(a_floats + p.super_kb * p.kc * p.super_n);
+  float* buffer = packed_buffer.reserve(a_floats + p.super_kb * p.kc * p.super_n);
   float* b_packed = buffer + a_floats;
   for (int64_t kb0 = 0; kb0 < p.k_blocks; kb0 += p.super_kb) {
     const int64_t kbs = std::min(p.super_kb, p.k_blocks - kb0);
@@ -389,7 +380,16 @@ int64_t block_size(int64_t extent) { return std::max<int64_t>(64, ((extent + 7) 
 
 }  // namespace
 
-void PackedA::AlignedDelete::operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
+void AlignedFloats::Delete::operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
+
+float* AlignedFloats::reserve(int64_t size) {
+  if (size > capacity_) {
+    const std::size_t bytes = static_cast<std::size_t>(size) * sizeof(float);
+    data_.reset(static_cast<float*>(::operator new[](bytes, std::align_val_t{64})));
+    capacity_ = size;
+  }
+  return data_.get();
+}
 
 void PackedA::pack(bool trans_a, int64_t m, int64_t k, const float* a, int64_t lda) {
   trans_ = trans_a;
@@ -400,13 +400,83 @@ void PackedA::pack(bool trans_a, int64_t m, int64_t k, const float* a, int64_t l
 #if defined(FLEXNN_GEMM_PACKED)
   if (m <= 0 || k <= 0) return;
   const Plan p = make_plan(trans_a, false, m, 1, k, 1.0f, a, lda, nullptr, 0, 0.0f, nullptr, 0);
-  const int64_t size = p.m_panels * kMR * k;  // every KC block's panels, block after block
-  if (size > capacity_) {
-    const std::size_t bytes = static_cast<std::size_t>(size) * sizeof(float);
-    data_.reset(static_cast<float*>(::operator new[](bytes, std::align_val_t{64})));
-    capacity_ = size;
+  kc_ = p.kc;
+  // Every KC block's panels, block after block.
+  pack_super_block(p, 0, p.k_blocks, true, 0, 0, data_.reserve(p.m_panels * kMR * k), nullptr);
+#endif
+}
+
+int64_t PackedA::panel_rows() {
+#if defined(FLEXNN_GEMM_PACKED)
+  return kMR;
+#else
+  return 1;
+#endif
+}
+
+void PackedA::reset(int64_t m, int64_t k) {
+  trans_ = false;
+  m_ = m;
+  k_ = k;
+  source_ = nullptr;
+  ld_ = k;
+  if (m <= 0 || k <= 0) return;
+#if defined(FLEXNN_GEMM_PACKED)
+  const Plan p = make_plan(false, false, m, 1, k, 1.0f, nullptr, 0, nullptr, 0, 0.0f, nullptr, 0);
+  kc_ = p.kc;
+  const int64_t m_pad = p.m_panels * kMR, used = m - (p.m_panels - 1) * kMR;
+  float* data = data_.reserve(m_pad * k);
+  if (used == kMR) return;
+  // The last panel's rows past m are zeros, as pack() makes them.
+  for (int64_t kb = 0; kb < p.k_blocks; ++kb) {
+    float* panel = data + kb * p.kc * m_pad + (p.m_panels - 1) * kMR * p.block_depth(kb);
+    for (int64_t q = 0; q < p.block_depth(kb); ++q) std::fill(panel + q * kMR + used, panel + (q + 1) * kMR, 0.0f);
   }
-  pack_super_block(p, 0, p.k_blocks, true, 0, 0, data_.get(), nullptr);
+#else
+  data_.reserve(m * k);
+#endif
+}
+
+void PackedA::write(int64_t r0, int64_t rows, int64_t c0, int64_t cols, const float* src, int64_t ld) {
+  float* data = data_.get();
+#if defined(FLEXNN_GEMM_PACKED)
+  // Column c sits in KC block kb at depth c - k0, kMR floats after column c - 1; its rows are runs
+  // of up to kMR, one per panel, each panel kMR * depth floats after the one before.
+  const int64_t m_pad = round_up(m_, kMR), c1 = c0 + cols;
+  for (int64_t c = c0; c < c1;) {
+    const int64_t k0 = c / kc_ * kc_, depth = std::min(kc_, k_ - k0), span = std::min(k0 + kc_, c1) - c;
+    float* columns = data + k0 * m_pad + (c - k0) * kMR;
+    const float* from = src + (c - c0) * ld;
+    for (int64_t r = r0; r < r0 + rows;) {
+      const int64_t at = r % kMR, run = std::min(kMR - at, r0 + rows - r);
+      float* to = columns + (r - at) * depth + at;
+      const float* run_from = from + (r - r0);
+      if (run == kMR) {
+        for (int64_t q = 0; q < span; ++q) std::copy_n(run_from + q * ld, kMR, to + q * kMR);
+      } else {
+        for (int64_t q = 0; q < span; ++q) std::copy_n(run_from + q * ld, run, to + q * kMR);
+      }
+      r += run;
+    }
+    c += span;
+  }
+#else
+  for (int64_t q = 0; q < cols; ++q)
+    for (int64_t r = 0; r < rows; ++r) data[(r0 + r) * k_ + c0 + q] = src[q * ld + r];
+#endif
+}
+
+void PackedB::pack(bool trans_b, int64_t k, int64_t n, const float* b, int64_t ldb) {
+  trans_ = trans_b;
+  k_ = k;
+  n_ = n;
+  source_ = b;
+  ld_ = ldb;
+#if defined(FLEXNN_GEMM_PACKED)
+  if (k <= 0 || n <= 0) return;
+  const Plan p = make_plan(false, trans_b, 1, n, k, 1.0f, nullptr, 0, b, ldb, 0.0f, nullptr, 0);
+  // Every KC block's column panels, block after block.
+  pack_super_block(p, 0, p.k_blocks, false, 0, n, nullptr, data_.reserve(k * round_up(n, kNR)));
 #endif
 }
 
@@ -421,7 +491,24 @@ void gemm(const PackedA& a, bool trans_b, int64_t n, float alpha, const float* b
   packed_gemm(
       make_plan(a.trans_, trans_b, a.m_, n, a.k_, alpha, a.source_, a.ld_, b, ldb, beta, c, ldc, a.data_.get()));
 #else
-  gemm(a.trans_, trans_b, a.m_, n, a.k_, alpha, a.source_, a.ld_, b, ldb, beta, c, ldc);
+  gemm(a.trans_, trans_b, a.m_, n, a.k_, alpha, a.matrix(), a.ld_, b, ldb, beta, c, ldc);
+#endif
+}
+
+void gemm(const PackedA& a, const PackedB& b, float alpha, float beta, float* c, int64_t ldc) {
+  if (a.k_ != b.k_)
+    throw Error("gemm: expected packed operands of one inner size, found A " + std::to_string(a.m_) + "x" +
+                std::to_string(a.k_) + " and B " + std::to_string(b.k_) + "x" + std::to_string(b.n_));
+#if defined(FLEXNN_GEMM_PACKED)
+  if (a.m_ <= 0 || b.n_ <= 0) return;
+  if (a.k_ <= 0 || alpha == 0.0f) {
+    scale(a.m_, b.n_, beta, c, ldc);
+    return;
+  }
+  packed_gemm(make_plan(a.trans_, b.trans_, a.m_, b.n_, a.k_, alpha, a.source_, a.ld_, b.source_, b.ld_, beta, c, ldc,
+                        a.data_.get(), b.data_.get()));
+#else
+  gemm(a.trans_, b.trans_, a.m_, b.n_, a.k_, alpha, a.matrix(), a.ld_, b.source_, b.ld_, beta, c, ldc);
 #endif
 }
 

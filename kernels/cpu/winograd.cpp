@@ -1,9 +1,13 @@
 // Winograd convolution (Lavin & Gray, 2016). Forward, F(m x m, 3 x 3), with a = m + 2 and output
 // tiles t of m x m, each reading an a x a input patch d, over a group of images:
 //   v[t][e][ci] = (B^T d B)[e]      the input transform, e over the a x a transform points,
-//   u[e][co][ci] = (G w G^T)[e]     the weight transform (once per call),
+//   u[e][co][ci] = (G w G^T)[e]     the weight transform,
 //   prod[co][e][t] = u[e] x v[.][e]^T   one GEMM per point e (cpu::gemm),
 //   y[co][tile t] = A^T prod[co][.][t] A   the output transform.
+// The weight transform writes u[e] straight into the GEMM's packed layout (a cpu::PackedA per
+// point): the whole of it once per call, or, where the transformed input is small (few tiles, as
+// on VGG block 5's 3x3 maps: u 26 MB, v 6 MB), block of output channels by block, each block
+// multiplied as soon as it is made, so that u never goes through memory.
 // The input gradient is the same with dy as input and the flipped, transposed weight. The weight
 // gradient is F(3 x 3, m x m) on the same points: v as above, z[t][e][co] from dy's m x m tiles,
 // sum[co][e][ci] = sum over t of z[t][e][co] v[t][e][ci] (one GEMM per point, tiles as the inner
@@ -16,6 +20,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "engine/error.hpp"
@@ -124,8 +129,12 @@ struct Problem {
   int64_t pad_h, pad_w;
 };
 
-// Buffers kept between calls: the calling thread's transformed weight, input and products, and
-// each thread's channel-last copy of an image.
+// Buffers kept between calls: the calling thread's transformed weight (one packed GEMM operand
+// per transform point), weight-gradient sums, transformed input, and products (or the weight
+// gradient's z), and each thread's channel-last copy of an image. The fused forward path uses
+// each thread's packed_points and product_buffer for its block of output channels.
+thread_local std::vector<PackedA> packed_points;
+thread_local std::vector<PackedB> packed_inputs;  // the fused path's v[.][e]^T, one per point
 thread_local std::vector<float> weight_buffer, input_buffer, product_buffer, stage_buffer;
 
 // Where a tile sits in the group's output: its top-left element, and its rows and columns inside
@@ -147,6 +156,10 @@ float* grow(std::vector<float>& buffer, int64_t size) {
 // 118 MiB), so this trades a little speed for memory.
 constexpr int64_t kGroupFloats = int64_t{1} << 24;
 
+// The fused forward path (fused_forward) serves a batch whose transformed input is at most this
+// many floats (8 MiB: it is read once per block of output channels, from the cache).
+constexpr int64_t kFusedInputFloats = int64_t{1} << 21;
+
 template <int M>
 class Winograd {
  public:
@@ -161,16 +174,28 @@ class Winograd {
   // out = conv(in, weight) (+ bias); `flip` takes the input gradient's weight, u[o][i] = weight[i][o]
   // turned by 180 degrees. Per group: v[t][e][c], then prod[o][e][t] = u[e] x v[.][e]^T per point e.
   void forward(const float* in, const float* weight, bool flip, const float* bias, float* out) {
-    const float* u = transform_weight(weight, flip);
-    for_each_group(in_padded_ + p_.out_channels, [&](int64_t first, int64_t count, int64_t padded) {
+    // The fused path for one group whose transformed input is small.
+    const int64_t group = group_size(in_padded_ + p_.out_channels);
+    const bool fused = group >= p_.n && kPoints * in_padded_ * padded_tiles(p_.n) <= kFusedInputFloats;
+    const PackedA* u = fused ? nullptr : transform_weight(weight, flip);
+    for_each_group(group, [&](int64_t first, int64_t count, int64_t padded) {
       float* v = grow(input_buffer, padded * kPoints * in_padded_);
-      float* prod = grow(product_buffer, p_.out_channels * kPoints * padded);
       transform_tiles<kA, T::bt>(in + first * p_.in_channels * p_.h * p_.w, p_.in_channels, p_.h, p_.w, p_.pad_h,
                                  p_.pad_w, count, padded, v);
+      const int64_t tiles = count * tiles_h_ * tiles_w_;
+      const TilePlace* places = place_tiles(count);
+      float* y = out + first * p_.out_channels * p_.out_h * p_.out_w;
+      if (fused) {
+        fused_forward(weight, flip, v, tiles, padded, places, bias, y);
+        return;
+      }
+      float* prod = grow(product_buffer, p_.out_channels * kPoints * padded);
       for (int e = 0; e < kPoints; ++e)
-        gemm(false, true, p_.out_channels, padded, p_.in_channels, 1.0f, u + e * p_.out_channels * in_padded_,
-             in_padded_, v + e * in_padded_, kPoints * in_padded_, 0.0f, prod + e * padded, kPoints * padded);
-      transform_output(prod, count, padded, bias, out + first * p_.out_channels * p_.out_h * p_.out_w);
+        gemm(u[e], true, padded, 1.0f, v + e * in_padded_, kPoints * in_padded_, 0.0f, prod + e * padded,
+             kPoints * padded);
+      parallel_for(0, p_.out_channels, 4, [&](int64_t o0, int64_t o1) {
+        transform_output(prod + o0 * kPoints * padded, o0, o1, tiles, padded, places, bias, y);
+      });
     });
   }
 
@@ -180,7 +205,7 @@ class Winograd {
   void weight_gradient(const float* in, const float* grad, float* dweight) {
     float* sum = grow(weight_buffer, p_.out_channels * kPoints * in_padded_);
     bool first_group = true;
-    for_each_group(in_padded_ + out_padded_, [&](int64_t first, int64_t count, int64_t padded) {
+    for_each_group(group_size(in_padded_ + out_padded_), [&](int64_t first, int64_t count, int64_t padded) {
       float* v = grow(input_buffer, padded * kPoints * in_padded_);
       float* z = grow(product_buffer, padded * kPoints * out_padded_);
       transform_tiles<kA, T::bt>(in + first * p_.in_channels * p_.h * p_.w, p_.in_channels, p_.h, p_.w, p_.pad_h,
@@ -207,44 +232,106 @@ class Winograd {
   }
 
  private:
-  // Calls body(first, count, padded) for groups of images [first, first + count) in order: as
-  // many as keep kPoints * tiles * channel_floats under kGroupFloats; padded = the group's tiles
-  // rounded up to kLanes.
+  // Images per group: as many as keep kPoints * tiles * channel_floats under kGroupFloats.
+  int64_t group_size(int64_t channel_floats) const {
+    return std::clamp<int64_t>(kGroupFloats / (kPoints * tiles_h_ * tiles_w_ * channel_floats), 1,
+                               std::max<int64_t>(p_.n, 1));
+  }
+
+  // The tiles of `count` images rounded up to kLanes.
+  int64_t padded_tiles(int64_t count) const { return ceil_div(count * tiles_h_ * tiles_w_, kLanes) * kLanes; }
+
+  // Calls body(first, count, padded) for groups of `group` images [first, first + count) in
+  // order; padded = padded_tiles(count).
   template <typename Body>
-  void for_each_group(int64_t channel_floats, Body&& body) const {
-    const int64_t per_image = tiles_h_ * tiles_w_;
-    const int64_t group =
-        std::clamp<int64_t>(kGroupFloats / (kPoints * per_image * channel_floats), 1, std::max<int64_t>(p_.n, 1));
+  void for_each_group(int64_t group, Body&& body) const {
     for (int64_t first = 0; first < p_.n; first += group) {
       const int64_t count = std::min(group, p_.n - first);
-      body(first, count, ceil_div(count * per_image, kLanes) * kLanes);
+      body(first, count, padded_tiles(count));
     }
   }
 
-  // The transformed weight u[e][o][i] for o < out_channels, i < in_padded_ (zero past in_channels).
-  const float* transform_weight(const float* weight, bool flip) const {
-    const int64_t rows = p_.out_channels, cols = in_padded_;
-    float* u = grow(weight_buffer, kPoints * rows * cols);
-    parallel_for(0, rows, 8, [&](int64_t o0, int64_t o1) {
-      for (int64_t o = o0; o < o1; ++o)
-        for (int64_t i0 = 0; i0 < cols; i0 += kLanes) {
-          float g[3][3][kLanes] = {}, out[kA][kA][kLanes];
-          const int64_t lanes = std::min<int64_t>(kLanes, p_.in_channels - i0);
-          if (flip) {
-            for (int64_t l = 0; l < lanes; ++l) {
-              const float* src = weight + ((i0 + l) * p_.out_channels + o) * 9;
-              for (int k = 0; k < 9; ++k) g[k / 3][k % 3][l] = src[8 - k];
-            }
-          } else {
-            const float* src = weight + (o * p_.in_channels + i0) * 9;  // lanes x 9, contiguous
-            for (int64_t l = 0; l < lanes; ++l)
-              for (int k = 0; k < 9; ++k) g[k / 3][k % 3][l] = src[l * 9 + k];
-          }
-          sandwich(T::g, T::g, g, out);
-          for (int e = 0; e < kPoints; ++e) std::copy_n(out[e / kA][e % kA], kLanes, u + (e * rows + o) * cols + i0);
-        }
+  // The transformed weight, one GEMM operand per point e: u[e][o][i] for o < out_channels, i <
+  // in_channels, written straight into the GEMM's packed layout (no matrix to pack again).
+  const PackedA* transform_weight(const float* weight, bool flip) const {
+    if (packed_points.size() < kPoints) packed_points.resize(kPoints);
+    PackedA* u = packed_points.data();  // the pool's threads write the caller's
+    for (int e = 0; e < kPoints; ++e) u[e].reset(p_.out_channels, p_.in_channels);
+    parallel_for(0, ceil_div(p_.out_channels, kLanes), 1, [&](int64_t b0, int64_t b1) {
+      transform_weight_rows(weight, flip, b0 * kLanes, std::min(b1 * kLanes, p_.out_channels), 0, u);
     });
     return u;
+  }
+
+  // Rows [o0, o1) of the transformed weight into rows [o0 - row0, o1 - row0) of u[e], e <
+  // kPoints. The lanes run over 16 output channels, so that each column of u[e] gets 16
+  // contiguous rows.
+  void transform_weight_rows(const float* weight, bool flip, int64_t o0, int64_t o1, int64_t row0, PackedA* u) const {
+    const int64_t rows = p_.out_channels, cols = p_.in_channels;
+    for (; o0 < o1; o0 += kLanes) {
+      const int64_t lanes = std::min<int64_t>(kLanes, o1 - o0);
+      for (int64_t i0 = 0; i0 < cols; i0 += kLanes) {
+        const int64_t width = std::min<int64_t>(kLanes, cols - i0);
+        // The block's taps first (all stored before the transforms load them as vectors), each
+        // run of 16 x 9 taps prefetched a block ahead: the weight comes from memory.
+        float g[kLanes][3][3][kLanes];  // [i - i0][tap][o - o0]
+        if (lanes < kLanes) std::fill_n(&g[0][0][0][0], kLanes * 9 * kLanes, 0.0f);
+        const auto prefetch = [](const float* run) {
+          for (int j = 0; j < kLanes * 9; j += 16) __builtin_prefetch(run + j);
+        };
+        if (flip) {
+          for (int64_t i = 0; i < width; ++i) {
+            const float* src = weight + ((i0 + i) * rows + o0) * 9;  // lanes x 9, contiguous
+            prefetch(src + kLanes * rows * 9);
+            for (int64_t l = 0; l < lanes; ++l)
+              for (int k = 0; k < 9; ++k) g[i][k / 3][k % 3][l] = src[l * 9 + 8 - k];
+          }
+        } else {
+          for (int64_t l = 0; l < lanes; ++l) {
+            const float* src = weight + ((o0 + l) * cols + i0) * 9;  // width x 9, contiguous
+            prefetch(src + kLanes * 9);
+            for (int64_t i = 0; i < width; ++i)
+              for (int k = 0; k < 9; ++k) g[i][k / 3][k % 3][l] = src[i * 9 + k];
+          }
+        }
+        float block[kLanes][kA][kA][kLanes];  // [i - i0][e][o - o0]
+        for (int64_t i = 0; i < width; ++i) sandwich(T::g, T::g, g[i], block[i]);
+        for (int e = 0; e < kPoints; ++e)
+          u[e].write(o0 - row0, lanes, i0, width, block[0][e / kA][e % kA], kPoints * kLanes);
+      }
+    }
+  }
+
+  // The group's output when its transformed input is small (one pass over a batch of few
+  // tiles): each v[.][e]^T is packed once; then each thread, for a block of output channels at a
+  // time, transforms their weight into its own packed operands, multiplies them into its own
+  // products and transforms those to the output, all within its cache: neither the transformed
+  // weight nor the products go through memory. Each product element is the same sum as with the
+  // whole weight (cpu::gemm's sums depend on K alone), so the same bits.
+  void fused_forward(const float* weight, bool flip, const float* v, int64_t tiles, int64_t padded,
+                     const TilePlace* places, const float* bias, float* out) const {
+    if (packed_inputs.size() < kPoints) packed_inputs.resize(kPoints);
+    PackedB* b = packed_inputs.data();  // the pool's threads pack and read the caller's
+    parallel_for(0, kPoints, 1, [&](int64_t e0, int64_t e1) {
+      for (int64_t e = e0; e < e1; ++e)
+        b[e].pack(true, p_.in_channels, padded, v + e * in_padded_, kPoints * in_padded_);
+    });
+    // Blocks of whole transform lanes and whole GEMM panels, as few rows as that allows: 16 with
+    // AVX-512, 48 with AVX2 (measured at VGG block 5, 512 channels: 16 rows, whose 25 packed
+    // operands take 0.8 MiB and stay in L2, beat 32 and 64 by 5-8 %).
+    const int64_t rows = std::lcm(int64_t{kLanes}, PackedA::panel_rows());
+    parallel_for(0, ceil_div(p_.out_channels, rows), 1, [&](int64_t b0, int64_t b1) {
+      if (packed_points.size() < kPoints) packed_points.resize(kPoints);
+      PackedA* u = packed_points.data();  // this thread's
+      float* prod = grow(product_buffer, rows * kPoints * padded);
+      for (int64_t o0 = b0 * rows; o0 < std::min(b1 * rows, p_.out_channels); o0 += rows) {
+        const int64_t o1 = std::min(o0 + rows, p_.out_channels);
+        for (int e = 0; e < kPoints; ++e) u[e].reset(o1 - o0, p_.in_channels);
+        transform_weight_rows(weight, flip, o0, o1, o0, u);
+        for (int e = 0; e < kPoints; ++e) gemm(u[e], b[e], 1.0f, 0.0f, prod + e * padded, kPoints * padded);
+        transform_output(prod, o0, o1, tiles, padded, places, bias, out);
+      }
+    });
   }
 
   // v[t][e][c] = (p d p^T)[e] for the group's tiles t < padded and c < `channels` rounded up to
@@ -305,38 +392,46 @@ class Winograd {
     std::fill(v + count * per_image * kPoints * cp, v + padded * kPoints * cp, 0.0f);
   }
 
-  // out planes of the group's images from prod[o][e][t], 16 tiles at a time, plus bias.
-  void transform_output(const float* prod, int64_t count, int64_t padded, const float* bias, float* out) const {
+  // Where each of the group's `count` images' tiles goes in its output (the calling thread's
+  // table, read by the pool's threads).
+  const TilePlace* place_tiles(int64_t count) const {
     const int64_t per_image = tiles_h_ * tiles_w_, tiles = count * per_image, plane = p_.out_h * p_.out_w;
-    const int64_t rows = p_.out_channels;
     if (static_cast<int64_t>(tile_places.size()) < tiles) tile_places.resize(static_cast<std::size_t>(tiles));
-    TilePlace* places = tile_places.data();  // the pool's threads read the caller's
+    TilePlace* places = tile_places.data();
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t image = t / per_image, ty = t % per_image / tiles_w_, tx = t % tiles_w_;
-      places[t] = {image * rows * plane + ty * M * p_.out_w + tx * M, static_cast<int>(std::min<int64_t>(M, p_.out_h - ty * M)),
+      places[t] = {image * p_.out_channels * plane + ty * M * p_.out_w + tx * M,
+                   static_cast<int>(std::min<int64_t>(M, p_.out_h - ty * M)),
                    static_cast<int>(std::min<int64_t>(M, p_.out_w - tx * M))};
     }
-    parallel_for(0, rows, 4, [&](int64_t o0, int64_t o1) {
-      for (int64_t o = o0; o < o1; ++o) {
-        const float b = bias != nullptr ? bias[o] : 0.0f;
-        for (int64_t t0 = 0; t0 < tiles; t0 += kLanes) {
-          float m[kA][kA][kLanes], y[M][M][kLanes];
-          for (int e = 0; e < kPoints; ++e) std::copy_n(prod + (o * kPoints + e) * padded + t0, kLanes, m[e / kA][e % kA]);
-          sandwich(T::at, T::at, m, y);
-          for (int64_t l = 0; l < std::min<int64_t>(kLanes, tiles - t0); ++l) {
-            const TilePlace& at = places[t0 + l];
-            float* dst = out + o * plane + at.offset;
-            if (at.rows == M && at.cols == M) {
-              for (int i = 0; i < M; ++i)
-                for (int j = 0; j < M; ++j) dst[i * p_.out_w + j] = y[i][j][l] + b;
-            } else {
-              for (int i = 0; i < at.rows; ++i)
-                for (int j = 0; j < at.cols; ++j) dst[i * p_.out_w + j] = y[i][j][l] + b;
-            }
+    return places;
+  }
+
+  // Output channels [o0, o1) of the group's `tiles` tiles from their products prod[o - o0][e][t],
+  // 16 tiles at a time, plus bias.
+  void transform_output(const float* prod, int64_t o0, int64_t o1, int64_t tiles, int64_t padded,
+                        const TilePlace* places, const float* bias, float* out) const {
+    const int64_t plane = p_.out_h * p_.out_w;
+    for (int64_t o = o0; o < o1; ++o) {
+      const float b = bias != nullptr ? bias[o] : 0.0f;
+      for (int64_t t0 = 0; t0 < tiles; t0 += kLanes) {
+        float m[kA][kA][kLanes], y[M][M][kLanes];
+        for (int e = 0; e < kPoints; ++e)
+          std::copy_n(prod + ((o - o0) * kPoints + e) * padded + t0, kLanes, m[e / kA][e % kA]);
+        sandwich(T::at, T::at, m, y);
+        for (int64_t l = 0; l < std::min<int64_t>(kLanes, tiles - t0); ++l) {
+          const TilePlace& at = places[t0 + l];
+          float* dst = out + o * plane + at.offset;
+          if (at.rows == M && at.cols == M) {
+            for (int i = 0; i < M; ++i)
+              for (int j = 0; j < M; ++j) dst[i * p_.out_w + j] = y[i][j][l] + b;
+          } else {
+            for (int i = 0; i < at.rows; ++i)
+              for (int j = 0; j < at.cols; ++j) dst[i * p_.out_w + j] = y[i][j][l] + b;
           }
         }
       }
-    });
+    }
   }
 
   Problem p_;

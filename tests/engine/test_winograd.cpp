@@ -172,7 +172,10 @@ TEST_CASE("winograd forward and input gradient match direct loops for every tile
 TEST_CASE("winograd over a batch of several groups equals its images run one by one", "[winograd]") {
   // 60 images of 64 channels at 30x30 make two groups (kGroupFloats), and tile
   // counts that are not multiples of 16; each GEMM's sums depend on its inner size only, so the
-  // batch must match the single images bit for bit.
+  // batch must match the single images bit for bit. The batch transforms the whole weight once;
+  // a single image takes the fused path (its weight transformed block by block, each block
+  // multiplied at once), so this also holds the two paths to the same bits. The batch runs with
+  // one and with two threads.
   const Conv2dShape s = conv3x3(60, 64, 30, 30, 64, 1, 1);
   Conv2dShape one = s;
   one.n = 1;
@@ -182,9 +185,17 @@ TEST_CASE("winograd over a batch of several groups equals its images run one by 
   for (int m : {3, 4}) {
     INFO("m " << m);
     std::vector<float> batch(s.n * out_image), single(s.n * out_image), dx_batch(s.n * in_image),
-        dx_single(s.n * in_image);
-    cpu::winograd_forward(s, m, x.data(), w.data(), b.data(), batch.data());
-    cpu::winograd_backward_input(s, m, batch.data(), w.data(), dx_batch.data());
+        dx_single(s.n * in_image), one_thread(s.n * out_image), dx_one_thread(s.n * in_image);
+    testing::with_one_then_two_threads([&](int threads) {
+      cpu::winograd_forward(s, m, x.data(), w.data(), b.data(), batch.data());
+      cpu::winograd_backward_input(s, m, batch.data(), w.data(), dx_batch.data());
+      if (threads == 1) {
+        one_thread = batch;
+        dx_one_thread = dx_batch;
+      }
+    });
+    CHECK(testing::bit_identical(batch, one_thread));
+    CHECK(testing::bit_identical(dx_batch, dx_one_thread));
     for (int64_t i = 0; i < s.n; ++i) {
       cpu::winograd_forward(one, m, x.data() + i * in_image, w.data(), b.data(), single.data() + i * out_image);
       cpu::winograd_backward_input(one, m, batch.data() + i * out_image, w.data(), dx_single.data() + i * in_image);
