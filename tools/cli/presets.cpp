@@ -7,6 +7,7 @@
 #include "datasets/image_source.hpp"
 #include "engine/error.hpp"
 #include "engine/io/atomic_file.hpp"
+#include "tools/cli/mean_sem.hpp"
 #include "tools/cli/progress.hpp"
 #include "tools/cli/svg_chart.hpp"
 #include "tools/cli/training.hpp"
@@ -75,20 +76,6 @@ Json training_object(const Json& object, const fs::path& file, const std::string
                  std::string(key) == "seed" ? "runs use seeds 1..seeds"
                                             : "set it at the top level (or in the run, for model)");
   return training;
-}
-
-struct MeanSem {
-  double mean, sem;  // sem is NaN for a single value
-};
-
-MeanSem mean_sem(const std::vector<double>& v) {
-  double mean = 0;
-  for (double x : v) mean += x;
-  mean /= static_cast<double>(v.size());
-  if (v.size() < 2) return {mean, kNaN};
-  double ss = 0;
-  for (double x : v) ss += (x - mean) * (x - mean);
-  return {mean, std::sqrt(ss / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()))};
 }
 
 // The settings every run shares once --quick and the command line's overrides are applied.

@@ -4,6 +4,7 @@
 #include "attacks/evaluation.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "models/registry.hpp"
+#include "tools/cli/mean_sem.hpp"
 #include "tools/cli/svg_chart.hpp"
 #include "tools/cli/training.hpp"
 
@@ -44,20 +45,6 @@ const PaperRow& paper_row(const std::string& variant) {
 
 // A JSON number, or NaN for null (a missing paper value, a SEM of one seed).
 double value(const Json& j) { return j.is_number() ? j.get<double>() : kNaN; }
-
-struct MeanSem {
-  double mean, sem;  // sem is NaN for a single value
-};
-
-MeanSem mean_sem(const std::vector<double>& v) {
-  double mean = 0;
-  for (double x : v) mean += x;
-  mean /= static_cast<double>(v.size());
-  if (v.size() < 2) return {mean, kNaN};
-  double ss = 0;
-  for (double x : v) ss += (x - mean) * (x - mean);
-  return {mean, std::sqrt(ss / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()))};
-}
 
 std::string cell(double mean, double sem) {
   if (std::isnan(mean)) return "—";
