@@ -2,6 +2,7 @@
 // on the CPU at the shapes of the paper's networks (the small FMNIST network and VGG16 on CIFAR-10,
 // batch 100). benchmarks/torch_cpu_ops.py runs the same cases in PyTorch with the same timing
 // method and writes the same JSON schema, so benchmarks/run_cpu_ops.sh can set them side by side.
+#include "benchmarks/timing.hpp"
 #include "engine/autograd/node.hpp"
 #include "engine/generator.hpp"
 #include "engine/ops.hpp"
@@ -72,28 +73,8 @@ const std::vector<Case> kCases = {
     conv_case("conv_b5_512", 512, 512, 3, 3, 1),
 };
 
-struct Timing {
-  double median_ms;
-  int reps;
-};
-
-// Runs fn once to warm up, then times it until it has run at least min_reps times and for at
-// least target_s seconds in all (at most 1000 times). Returns the median.
-Timing time_median(const std::function<void()>& fn, int min_reps, double target_s) {
-  using Clock = std::chrono::steady_clock;
-  fn();
-  std::vector<double> ms;
-  double total_ms = 0;
-  while (ms.size() < static_cast<std::size_t>(min_reps) || (total_ms < target_s * 1e3 && ms.size() < 1000)) {
-    const auto start = Clock::now();
-    fn();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-    total_ms += ms.back();
-  }
-  std::sort(ms.begin(), ms.end());
-  const std::size_t mid = ms.size() / 2;
-  return {ms.size() % 2 == 1 ? ms[mid] : 0.5 * (ms[mid - 1] + ms[mid]), static_cast<int>(ms.size())};
-}
+using flexnn::bench::time_median;
+using flexnn::bench::Timing;
 
 // The tensors of one case; which of x, weight and bias require grad is set per measurement.
 struct Operands {
@@ -173,19 +154,6 @@ double cpu_seconds() {
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
-// Writes through a temporary file and a rename, so a crash never leaves half a file.
-void write_json(const std::string& path, const nlohmann::json& doc) {
-  const std::filesystem::path target(path);
-  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
-  const std::filesystem::path tmp = target.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << doc.dump(2) << '\n';
-    if (!out) throw std::runtime_error(fmt::format("cannot write {}", tmp.string()));
-  }
-  std::filesystem::rename(tmp, target);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -231,7 +199,7 @@ int main(int argc, char** argv) {
                                     {"quick", opt.quick},
                                     {"cpu_seconds", cpu_seconds()}}},
                                   {"results", results}};
-      write_json(opt.json_path, doc);
+      flexnn::bench::write_json(opt.json_path, doc);
     }
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());

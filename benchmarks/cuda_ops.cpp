@@ -6,6 +6,7 @@
 // with the same method and JSON schema; benchmarks/compare_cuda.py joins the two by case.
 // --smoke runs every case at tiny sizes, so the program also runs (as a CTest test) on the CPU
 // emulation of CUDA; its numbers then say nothing about speed.
+#include "benchmarks/timing.hpp"
 #include "engine/allocator.hpp"
 #include "engine/flexnn.hpp"
 #include "kernels/cuda/gemm.hpp"
@@ -162,30 +163,8 @@ struct Options {
   int reps = 0;  // 0: the default (10, or 1 with --smoke)
 };
 
-struct Timing {
-  double median_ms;
-  int reps;
-};
-
-// Runs fn once to warm up, then times fn + cuda::synchronize() until it has run at least min_reps
-// times and for at least target_s seconds in all (at most 1000 times). Returns the median.
-Timing time_median(const std::function<void()>& fn, int min_reps, double target_s) {
-  using Clock = std::chrono::steady_clock;
-  fn();
-  cuda::synchronize();
-  std::vector<double> ms;
-  double total_ms = 0;
-  while (ms.size() < static_cast<std::size_t>(min_reps) || (total_ms < target_s * 1e3 && ms.size() < 1000)) {
-    const auto start = Clock::now();
-    fn();
-    cuda::synchronize();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-    total_ms += ms.back();
-  }
-  std::sort(ms.begin(), ms.end());
-  const std::size_t mid = ms.size() / 2;
-  return {ms.size() % 2 == 1 ? ms[mid] : 0.5 * (ms[mid - 1] + ms[mid]), static_cast<int>(ms.size())};
-}
+using flexnn::bench::time_median;
+using flexnn::bench::Timing;
 
 struct Budget {
   int min_reps;
@@ -199,14 +178,14 @@ Json time_forward_backward(const std::function<Tensor()>& forward, std::vector<T
   Timing fwd{};
   {
     flexnn::NoGradGuard no_grad;
-    fwd = time_median([&] { forward(); }, budget.min_reps, budget.target_s);
+    fwd = time_median([&] { forward(); }, budget.min_reps, budget.target_s, cuda::synchronize);
   }
   const Timing fwdbwd = time_median(
       [&] {
         forward().backward(grad_out);
         for (Tensor* t : leaves) t->set_grad(Tensor());
       },
-      budget.min_reps, budget.target_s);
+      budget.min_reps, budget.target_s, cuda::synchronize);
   return {{"kind", "op"},
           {"fwd_flop", forward_flops},
           {"fwd_ms", fwd.median_ms},
@@ -282,15 +261,15 @@ Json run_bandwidth(const Case& c, const Budget& budget) {
   switch (c.kind) {
     case Kind::copy:
       moved = 2 * bytes;
-      t = time_median([&] { a.clone(); }, budget.min_reps, budget.target_s);
+      t = time_median([&] { a.clone(); }, budget.min_reps, budget.target_s, cuda::synchronize);
       break;
     case Kind::relu:
       moved = 2 * bytes;
-      t = time_median([&] { ops::relu(b); }, budget.min_reps, budget.target_s);
+      t = time_median([&] { ops::relu(b); }, budget.min_reps, budget.target_s, cuda::synchronize);
       break;
     case Kind::add:
       moved = 3 * bytes;
-      t = time_median([&] { ops::add(a, b); }, budget.min_reps, budget.target_s);
+      t = time_median([&] { ops::add(a, b); }, budget.min_reps, budget.target_s, cuda::synchronize);
       break;
     default: {  // sgd: reads the parameter, its gradient and the momentum buffer, writes two of them
       Tensor param = a.clone().requires_grad_();
@@ -298,7 +277,7 @@ Json run_bandwidth(const Case& c, const Budget& budget) {
       flexnn::optim::SGD sgd({param}, {0.001f, 0.9f, 0.006f});
       sgd.step();  // creates the momentum buffer: every timed step is a steady-state one
       moved = 5 * bytes;
-      t = time_median([&] { sgd.step(); }, budget.min_reps, budget.target_s);
+      t = time_median([&] { sgd.step(); }, budget.min_reps, budget.target_s, cuda::synchronize);
     }
   }
   return {{"kind", "bandwidth"}, {"bytes", moved}, {"ms", t.median_ms},
@@ -403,19 +382,6 @@ void print_row(const Json& row, double copy_gbps) {
   std::fflush(stdout);
 }
 
-// Writes through a temporary file and a rename, so a crash never leaves half a file.
-void write_json(const std::string& path, const Json& doc) {
-  const std::filesystem::path target(path);
-  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
-  const std::filesystem::path tmp = target.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << doc.dump(2) << '\n';
-    if (!out) throw std::runtime_error(fmt::format("cannot write {}", tmp.string()));
-  }
-  std::filesystem::rename(tmp, target);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -465,7 +431,7 @@ int main(int argc, char** argv) {
                           {"emulated", cuda::is_emulated()},
                           {"smoke", opt.smoke}}},
                         {"results", results}};
-      write_json(opt.json_path, doc);
+      flexnn::bench::write_json(opt.json_path, doc);
     }
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
