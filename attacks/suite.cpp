@@ -161,7 +161,7 @@ bool is_randomized(nn::Module& model, const Tensor& x) {
   return false;
 }
 
-AttackReport run_attacks(nn::Module& model, const datasets::ImageDataset& data, std::span<const AttackSpec> attacks,
+AttackReport run_attacks(nn::Module& model, const datasets::ImageSource& data, std::span<const AttackSpec> attacks,
                          const RunOptions& options) {
   const auto start = Clock::now();
   FLEXNN_CHECK(data.size() > 0, "run_attacks: the data set is empty");
@@ -178,7 +178,6 @@ AttackReport run_attacks(nn::Module& model, const datasets::ImageDataset& data, 
   }
   const int repeats = options.repeats;
   AttackReport report;
-  report.n = data.size();
   report.clean.name = "clean";
   std::vector<Generator> streams;
   for (size_t a = 0; a < attacks.size(); ++a)
@@ -189,7 +188,7 @@ AttackReport run_attacks(nn::Module& model, const datasets::ImageDataset& data, 
       streams.emplace_back().set_state(options.seed, static_cast<uint64_t>(report.runs.size() - 1) << 40);
     }
 
-  datasets::DataLoader loader(data, {.batch_size = options.batch_size, .shuffle = false});
+  datasets::DataLoader loader(data, {.batch_size = options.batch_size, .shuffle = false, .workers = options.workers});
   loader.start_epoch(0);
   int64_t done = 0;
   while (auto batch = loader.next()) {
@@ -230,10 +229,17 @@ AttackReport run_attacks(nn::Module& model, const datasets::ImageDataset& data, 
     done += static_cast<int64_t>(y.size());
     if (options.on_batch) options.on_batch(done, data.size());
   }
+  report.n = static_cast<int64_t>(report.clean.correct.size());
+  FLEXNN_CHECK(report.n > 0, "run_attacks: every example of the data set was skipped as unreadable");
   finish(report.clean, report.n);
   for (AttackRun& run : report.runs) finish(run, report.n);
   report.seconds = seconds_since(start);
   return report;
+}
+
+AttackReport run_attacks(nn::Module& model, const datasets::ImageDataset& data, std::span<const AttackSpec> attacks,
+                         const RunOptions& options) {
+  return run_attacks(model, datasets::ImageDatasetSource(data), attacks, options);
 }
 
 }  // namespace flexnn::attacks

@@ -19,6 +19,7 @@
 #include "attacks/pgd.hpp"
 #include "attacks/square.hpp"
 #include "datasets/image_dataset.hpp"
+#include "datasets/image_source.hpp"
 
 #include <functional>
 #include <span>
@@ -73,6 +74,7 @@ struct RunOptions {
   int64_t batch_size = 100;
   int repeats = 1;     // runs of each attack (new random starts, and new masks for a random model)
   uint64_t seed = 0;   // the attacks' random draws: a Philox stream per attack and repeat
+  int64_t workers = 1;  // threads that load (decode) each batch's examples; results do not depend on it
   std::function<void(int64_t done, int64_t total)> on_batch{};  // progress, after each batch
 };
 
@@ -98,7 +100,11 @@ struct AttackReport {
   double seconds = 0;
 };
 
-// Puts the model (and every source) in evaluation mode and leaves it there.
+// Puts the model (and every source) in evaluation mode and leaves it there. Examples are taken in
+// index order; a source told to skip unreadable files leaves those out of the report.
+AttackReport run_attacks(nn::Module& model, const datasets::ImageSource& data, std::span<const AttackSpec> attacks,
+                         const RunOptions& options = {});
+// The same over an in-memory data set (through datasets::ImageDatasetSource).
 AttackReport run_attacks(nn::Module& model, const datasets::ImageDataset& data, std::span<const AttackSpec> attacks,
                          const RunOptions& options = {});
 

@@ -126,8 +126,30 @@ WorstCase worst_case(const AttackReport& report) {
   return w;
 }
 
-nlohmann::json report_json(const AttackReport& report, const WorstCase& worst, bool per_example) {
-  nlohmann::json runs = nlohmann::json::array(), attacks = nlohmann::json::array(), warnings = nlohmann::json::array();
+AttackReport runs_at_eps(const AttackReport& report, float eps) {
+  AttackReport out{.n = report.n, .clean = report.clean, .runs = {}, .randomized_model = report.randomized_model,
+                   .seconds = report.seconds};
+  for (const AttackRun& run : report.runs)
+    if (run.eps == eps) out.runs.push_back(run);
+  return out;
+}
+
+std::vector<float> run_eps(const AttackReport& report) {
+  std::vector<float> eps;
+  for (const AttackRun& run : report.runs)
+    if (std::find(eps.begin(), eps.end(), run.eps) == eps.end()) eps.push_back(run.eps);
+  return eps;
+}
+
+std::vector<WorstCaseAtEps> worst_case_per_eps(const AttackReport& report) {
+  std::vector<WorstCaseAtEps> out;
+  for (float eps : run_eps(report)) out.push_back({eps, worst_case(runs_at_eps(report, eps))});
+  return out;
+}
+
+nlohmann::json report_json(const AttackReport& report, bool per_example) {
+  nlohmann::json runs = nlohmann::json::array(), attacks = nlohmann::json::array(),
+                 worst_cases = nlohmann::json::array(), per_eps = nlohmann::json::array();
   for (const AttackRun& run : report.runs)
     runs.push_back({{"name", run.name},
                     {"eps", run.eps},
@@ -145,16 +167,21 @@ nlohmann::json report_json(const AttackReport& report, const WorstCase& worst, b
                        {"mean", s.mean},
                        {"sem", s.sem},
                        {"runs", s.runs}});
-  for (const Warning& w : worst.warnings) warnings.push_back({{"kind", warning_name(w.kind)}, {"message", w.message}});
+  for (const auto& [eps, worst] : worst_case_per_eps(report)) {
+    nlohmann::json warnings = nlohmann::json::array();
+    for (const Warning& w : worst.warnings)
+      warnings.push_back({{"kind", warning_name(w.kind)}, {"message", w.message}});
+    worst_cases.push_back({{"eps", eps}, {"accuracy", worst.accuracy}, {"warnings", warnings}});
+    per_eps.push_back({{"eps", eps}, {"robust", worst.robust}, {"margin", worst.margin}});
+  }
   nlohmann::json out{{"n", report.n},
                      {"seconds", report.seconds},
                      {"randomized_model", report.randomized_model},
                      {"clean_accuracy", report.clean.accuracy},
                      {"runs", runs},
                      {"attacks", attacks},
-                     {"worst_case", {{"accuracy", worst.accuracy}, {"warnings", warnings}}}};
-  if (per_example)
-    out["per_example"] = {{"clean_correct", report.clean.correct}, {"robust", worst.robust}, {"margin", worst.margin}};
+                     {"worst_case", worst_cases}};
+  if (per_example) out["per_example"] = {{"clean_correct", report.clean.correct}, {"worst_case", per_eps}};
   return out;
 }
 

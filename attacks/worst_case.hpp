@@ -50,11 +50,22 @@ struct WorstCase {
 };
 WorstCase worst_case(const AttackReport& report);
 
+// A worst case over runs at different strengths would mix threat models, so a report whose runs
+// use several ε takes one per ε: the report restricted to the runs at `eps` (the clean run, n and
+// the randomisation flag kept), and the strengths its runs use, each once, in the order first seen.
+AttackReport runs_at_eps(const AttackReport& report, float eps);
+std::vector<float> run_eps(const AttackReport& report);
+struct WorstCaseAtEps {
+  float eps = 0;
+  WorstCase worst;
+};
+std::vector<WorstCaseAtEps> worst_case_per_eps(const AttackReport& report);
+
 // The report as JSON: {"n", "seconds", "randomized_model", "clean_accuracy", "runs": [{"name", "eps",
 // "norm", "family", "repeat", "accuracy", "zero_gradient_examples", "seconds"}], "attacks": [the
-// summaries: {"name", "eps", "family", "repeats", "mean", "sem", "runs"}], "worst_case": {"accuracy",
-// "warnings": [{"kind", "message"}]}}; with per_example also "per_example": {"clean_correct",
-// "robust", "margin"} (the worst case's margins), one entry per example.
-nlohmann::json report_json(const AttackReport& report, const WorstCase& worst, bool per_example = false);
+// summaries: {"name", "eps", "family", "repeats", "mean", "sem", "runs"}], "worst_case": [one per ε:
+// {"eps", "accuracy", "warnings": [{"kind", "message"}]}]}; with per_example also "per_example":
+// {"clean_correct", "worst_case": [one per ε: {"eps", "robust", "margin"}]}, one entry per example.
+nlohmann::json report_json(const AttackReport& report, bool per_example = false);
 
 }  // namespace flexnn::attacks

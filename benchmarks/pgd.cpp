@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
                           {"clean_accuracy", report.clean.accuracy},
                           {"pgd_accuracy", first.accuracy}};
     if (attack != "pgd") {
-      result = attacks::report_json(report, attacks::worst_case(report));
+      result = attacks::report_json(report);
       result["framework"] = "flexnn", result["threads"] = threads, result["batch"] = batch;
     }
     std::printf("%s\n", result.dump().c_str());

@@ -99,20 +99,45 @@ TEST_CASE("the worst case is the per-example minimum over the clean run and ever
   CHECK_THAT(w2.warnings[0].message, Contains("square") && Contains("40.00%") && Contains("60.00%") &&
                                          Contains("breaks 2 examples"));
 
-  const nlohmann::json j = attacks::report_json(report, w2, true);
+  const nlohmann::json j = attacks::report_json(report, true);
   CHECK(j["n"] == 5);
   CHECK(j["clean_accuracy"] == 80.0);
   CHECK(j["runs"].size() == 2);
   CHECK(j["runs"][1]["family"] == "gradient-free");
   CHECK(j["attacks"][0]["name"] == "pgd");
   CHECK(j["attacks"][0]["mean"] == 60.0);
-  CHECK(j["worst_case"]["accuracy"] == 20.0);
-  CHECK(j["worst_case"]["warnings"][0]["kind"] == "gradient-free-beats-gradient");
-  CHECK(j["per_example"]["robust"] == std::vector<int>{0, 0, 0, 0, 1});
-  CHECK_FALSE(attacks::report_json(report, w2).contains("per_example"));
+  REQUIRE(j["worst_case"].size() == 1);
+  CHECK(j["worst_case"][0]["accuracy"] == 20.0);
+  CHECK(j["worst_case"][0]["warnings"][0]["kind"] == "gradient-free-beats-gradient");
+  CHECK(j["per_example"]["worst_case"][0]["robust"] == std::vector<int>{0, 0, 0, 0, 1});
+  CHECK_FALSE(attacks::report_json(report).contains("per_example"));
 
   report.runs[1].correct.pop_back();
   CHECK_THAT(error_message([&] { attacks::worst_case(report); }), Contains("square") && Contains("4 verdicts"));
+}
+
+TEST_CASE("a report with several strengths gets one worst case per strength", "[attacks][suite]") {
+  attacks::AttackReport report;
+  report.n = 4;
+  report.clean = hand_run("clean", attacks::AttackFamily::white_box, {1, 1, 1, 0}, {2.0f, 1.0f, 0.5f, -1.0f});
+  report.runs = {hand_run("fgsm", attacks::AttackFamily::white_box, {1, 1, 0, 0}, {1.5f, 0.5f, -0.1f, -1.2f}),
+                 hand_run("pgd", attacks::AttackFamily::white_box, {1, 0, 1, 0}, {1.0f, -0.2f, 0.1f, -1.5f}),
+                 hand_run("fgsm", attacks::AttackFamily::white_box, {0, 1, 1, 0}, {-0.5f, 0.2f, 0.3f, -2.0f})};
+  report.runs[0].eps = report.runs[1].eps = 0.1f;
+  report.runs[2].eps = 0.3f;
+  CHECK(attacks::run_eps(report) == std::vector<float>{0.1f, 0.3f});
+  CHECK(attacks::runs_at_eps(report, 0.1f).runs.size() == 2);
+  const std::vector<attacks::WorstCaseAtEps> worst = attacks::worst_case_per_eps(report);
+  REQUIRE(worst.size() == 2);
+  CHECK(worst[0].eps == 0.1f);
+  CHECK(worst[0].worst.robust == std::vector<uint8_t>{1, 0, 0, 0});  // fgsm and pgd at 0.1, not fgsm at 0.3
+  CHECK(worst[1].worst.robust == std::vector<uint8_t>{0, 1, 1, 0});
+  CHECK(worst[1].worst.margin == std::vector<float>{-0.5f, 0.2f, 0.3f, -2.0f});
+  const nlohmann::json j = attacks::report_json(report, true);
+  REQUIRE(j["worst_case"].size() == 2);
+  CHECK(j["worst_case"][0]["accuracy"] == 25.0);
+  CHECK(j["worst_case"][1]["accuracy"] == 50.0);
+  CHECK(j["per_example"]["worst_case"][1]["robust"] == std::vector<int>{0, 1, 1, 0});
 }
 
 TEST_CASE("summaries average the repeats of each attack with their standard error", "[attacks][suite]") {

@@ -9,6 +9,8 @@ namespace flexnn::cli {
 void add_train_command(CLI::App& app);
 // `flexnn eval`: clean and FGSM accuracy of a checkpoint.
 void add_eval_command(CLI::App& app);
+// `flexnn attack`: FGSM, PGD, transfer and adaptive attacks on a checkpoint, with the worst case.
+void add_attack_command(CLI::App& app);
 // `flexnn reproduce table2`: the paper's Table 2.
 void add_reproduce_command(CLI::App& app);
 // `flexnn info`: version, build, devices, threads.

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   flexnn::cli::add_train_command(app);
   flexnn::cli::add_eval_command(app);
+  flexnn::cli::add_attack_command(app);
   flexnn::cli::add_reproduce_command(app);
   flexnn::cli::add_info_command(app);
   flexnn::cli::add_demo_command(app);

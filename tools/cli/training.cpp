@@ -113,18 +113,6 @@ std::string data_name(const TrainingOptions& o) {
   return o.data.empty() ? models::model_spec(o.model).dataset : o.data;
 }
 
-// `per_class` examples of each class of an in-memory source (drawn by `seed`), owned; nullopt for 0.
-std::optional<datasets::ImageDatasetSource> balanced(const datasets::ImageSource& source, int64_t per_class,
-                                                     uint64_t seed, const std::string& data, const char* option) {
-  if (per_class == 0) return std::nullopt;
-  const auto* memory = dynamic_cast<const datasets::ImageDatasetSource*>(&source);
-  FLEXNN_CHECK(memory != nullptr, "train: {} needs a data set held in memory (fmnist, cifar10), but {} streams its "
-               "images from disk", option, data);
-  const datasets::ImageDataset& all = memory->dataset();
-  return std::optional<datasets::ImageDatasetSource>(
-      std::in_place, datasets::subset(all, datasets::balanced_indices(all, per_class, seed)));
-}
-
 Json read_json_file(const std::filesystem::path& path) {
   std::ifstream in(path);
   return Json::parse(in, nullptr, false);  // discarded (not an error) when unreadable
@@ -239,9 +227,9 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageSource& full_tr
 
   // The full sets are used in place, never copied.
   const std::optional<datasets::ImageDatasetSource> train_subset =
-      balanced(full_train_set, o.per_class, o.seed, data, "per_class");
+      balanced_subset(full_train_set, o.per_class, o.seed, data, "per_class");
   const std::optional<datasets::ImageDatasetSource> test_subset =
-      balanced(full_test_set, o.test_per_class, 0, data, "test_per_class");
+      balanced_subset(full_test_set, o.test_per_class, 0, data, "test_per_class");
   const datasets::ImageSource& train_set = train_subset ? *train_subset : full_train_set;
   const datasets::ImageSource& test_set = test_subset ? *test_subset : full_test_set;
   datasets::DataLoader loader(

@@ -1,5 +1,5 @@
-// Opening a data set for a model: the config's data set, each split's reader and size, and the
-// input check.
+// Opening a data set for a model: the config's data set, each split's reader and size, the
+// input check, and class-balanced subsets.
 #include "tools/cli/training_data.hpp"
 
 #include "datasets/catalog.hpp"
@@ -46,6 +46,18 @@ void check_data_fits(const datasets::ImageSource& source, const models::Config& 
     return;
   }
   fail("data set {}: none of its {} examples could be read", data, source.size());
+}
+
+std::optional<datasets::ImageDatasetSource> balanced_subset(const datasets::ImageSource& source, int64_t per_class,
+                                                            uint64_t seed, const std::string& data,
+                                                            const char* option) {
+  if (per_class == 0) return std::nullopt;
+  const auto* memory = dynamic_cast<const datasets::ImageDatasetSource*>(&source);
+  FLEXNN_CHECK(memory != nullptr, "{} needs a data set held in memory (fmnist, cifar10), but {} streams its images "
+               "from disk", option, data);
+  const datasets::ImageDataset& all = memory->dataset();
+  return std::optional<datasets::ImageDatasetSource>(
+      std::in_place, datasets::subset(all, datasets::balanced_indices(all, per_class, seed)));
 }
 
 }  // namespace flexnn::cli

@@ -3,14 +3,16 @@
 // adapted to the data set, each split opened and sized for the model's input (Fashion-MNIST and
 // CIFAR-10 in memory; Imagenette and image folders streamed from disk, so memory does not grow
 // with the data set), the paper's augmentation per data set, and the check that the data fits
-// the model's input.
+// the model's input, and a class-balanced subset of an in-memory split.
 #pragma once
 
+#include "datasets/image_dataset.hpp"
 #include "datasets/image_source.hpp"
 #include "models/registry.hpp"
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -41,5 +43,11 @@ std::unique_ptr<datasets::ImageSource> open_split(const DataOptions& data, const
 // Throws flexnn::Error naming the model, the data set and both shapes unless the examples of
 // `source` (the first readable one is looked at) have the model's channels, height and width.
 void check_data_fits(const datasets::ImageSource& source, const models::Config& config, std::string_view data);
+
+// `per_class` examples of each class of an in-memory source (drawn by `seed`), owned; nullopt for
+// 0. Throws, naming `option` and the data set, when the source streams its images from disk.
+std::optional<datasets::ImageDatasetSource> balanced_subset(const datasets::ImageSource& source, int64_t per_class,
+                                                            uint64_t seed, const std::string& data,
+                                                            const char* option);
 
 }  // namespace flexnn::cli
