@@ -8,6 +8,7 @@
 #include "engine/error.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "tools/cli/mean_sem.hpp"
+#include "tools/cli/preset_evaluation.hpp"
 #include "tools/cli/progress.hpp"
 #include "tools/cli/svg_chart.hpp"
 #include "tools/cli/training.hpp"
@@ -86,10 +87,18 @@ struct Settings {
   std::vector<const PresetRun*> runs;
   fs::path out;
   std::string label;  // "quick" or ""
+  std::optional<PresetEvaluation> evaluation;
 };
 
+// The evaluation's JSON once --quick's fields replace the preset's.
+Json evaluation_json(const Preset& p, bool quick) {
+  Json e = p.evaluation;
+  if (quick && !e.is_null()) e.update(p.quick.value("evaluation", Json::object()));
+  return e;
+}
+
 Settings settings(const Preset& p, const PresetOptions& o) {
-  Settings s{p.epochs, p.seeds, p.training, Json::object(), {}, o.out, o.quick ? "quick" : ""};
+  Settings s{p.epochs, p.seeds, p.training, Json::object(), {}, o.out, o.quick ? "quick" : "", std::nullopt};
   if (o.quick) {
     s.epochs = p.quick.value("epochs", s.epochs);
     s.seeds = p.quick.value("seeds", s.seeds);
@@ -107,8 +116,18 @@ Settings settings(const Preset& p, const PresetOptions& o) {
     FLEXNN_CHECK(known, "preset {}: no variant '{}' (it has {})", p.name, v,
                  fmt::join(p.runs | std::views::transform(&PresetRun::variant), ", "));
   }
+  if (const Json e = evaluation_json(p, o.quick); !e.is_null()) {
+    s.evaluation = evaluation_from_json(e, fmt::format("preset {}: \"evaluation\"", p.name));
+    if (o.repeats) s.evaluation->repeats = *o.repeats;
+    if (o.attack_per_class) s.evaluation->per_class = *o.attack_per_class;
+  } else {
+    FLEXNN_CHECK(!o.repeats && !o.attack_per_class,
+                 "preset {}: --repeats and --attack-per-class set its evaluation, but it has none", p.name);
+  }
+  const std::string source = s.evaluation ? s.evaluation->source : "";
   for (const PresetRun& r : p.runs)
-    if (o.variants.empty() || std::find(o.variants.begin(), o.variants.end(), r.variant) != o.variants.end())
+    if (o.variants.empty() || r.variant == source ||
+        std::find(o.variants.begin(), o.variants.end(), r.variant) != o.variants.end())
       s.runs.push_back(&r);
   if (s.out.empty()) s.out = fs::path("runs") / (o.quick ? p.name + "-quick" : p.name);
   return s;
@@ -162,8 +181,8 @@ Preset load_preset(const fs::path& file) {
   FLEXNN_CHECK(in.good(), "preset {}: cannot read the file (presets are in {})", file.string(), presets_dir().string());
   const Json j = Json::parse(in, nullptr, false);
   FLEXNN_CHECK(!j.is_discarded(), "preset {}: not valid JSON", file.string());
-  check_keys(j, {"title", "description", "data", "epochs", "seeds", "training", "quick", "runs", "figure"}, file,
-             "the preset");
+  check_keys(j, {"title", "description", "data", "epochs", "seeds", "training", "quick", "runs", "figure", "evaluation"},
+             file, "the preset");
   Preset p;
   p.name = file.stem().string();
   p.title = read<std::string>(j, "title", file, "the preset");
@@ -175,7 +194,7 @@ Preset load_preset(const fs::path& file) {
   p.seeds = read<int64_t>(j, "seeds", file, "the preset");
   p.training = training_object(j, file, "the preset");
   p.quick = read<Json>(j, "quick", file, "the preset", Json::object());
-  check_keys(p.quick, {"epochs", "seeds", "training"}, file, "\"quick\"");
+  check_keys(p.quick, {"epochs", "seeds", "training", "evaluation"}, file, "\"quick\"");
   (void)read<int64_t>(p.quick, "epochs", file, "\"quick\"", 1);
   (void)read<int64_t>(p.quick, "seeds", file, "\"quick\"", 1);
   (void)training_object(p.quick, file, "\"quick\"");
@@ -198,6 +217,17 @@ Preset load_preset(const fs::path& file) {
     for (const PresetRun& other : p.runs)
       FLEXNN_CHECK(other.variant != run.variant, "preset {}: variant '{}' appears twice", file.string(), run.variant);
     p.runs.push_back(std::move(run));
+  }
+  p.evaluation = j.value("evaluation", Json());
+  FLEXNN_CHECK(!p.quick.contains("evaluation") || !p.evaluation.is_null(),
+               "preset {}: \"quick\" changes \"evaluation\", which the preset lacks", file.string());
+  for (const bool quick : {false, true}) {
+    if (p.evaluation.is_null()) break;
+    const PresetEvaluation e = evaluation_from_json(
+        evaluation_json(p, quick), fmt::format("preset {}: \"evaluation\"{}", file.string(), quick ? " (quick)" : ""));
+    FLEXNN_CHECK(e.source.empty() || std::any_of(p.runs.begin(), p.runs.end(),
+                                                 [&](const PresetRun& r) { return r.variant == e.source; }),
+                 "preset {}: the evaluation's source '{}' is not one of its variants", file.string(), e.source);
   }
   return p;
 }
@@ -238,17 +268,23 @@ Json run_preset(const Preset& p, const PresetOptions& o) {
                   .y_min = 0,
                   .y_max = 100};
   for (int64_t e = 1; e <= s.epochs; ++e) chart.x.push_back(static_cast<double>(e));
+  const std::string source = s.evaluation ? s.evaluation->source : "";
+  std::vector<TrainedVariant> targets;
+  fs::path source_run;
   for (const PresetRun* run : s.runs) {
     Json per_seed = Json::array();  // [seed][epoch]
     Json training;
     models::Config config;
-    for (int64_t seed = 1; seed <= s.seeds; ++seed) {
+    TrainedVariant& trained = targets.emplace_back(TrainedVariant{run->variant, run->label, {}});
+    const int64_t seeds = run->variant == source ? 1 : s.seeds;  // one network crafts the transfer attacks
+    for (int64_t seed = 1; seed <= seeds; ++seed) {
       const TrainingOptions t = run_options(p, s, o, *run, seed);
       const Splits& splits = splits_for(cache, data, t.model);
       fmt::print("{} ({}), seed {}\n", run->variant, run->label, seed);
       std::fflush(stdout);
-      const TrainingRun r = train_or_reuse(t, *splits.train, *splits.test,
-                                           s.out / run->variant / fmt::format("seed{}", seed), output);
+      const fs::path dir = s.out / run->variant / fmt::format("seed{}", seed);
+      const TrainingRun r = train_or_reuse(t, *splits.train, *splits.test, dir, output);
+      trained.runs.push_back(dir);
       Json curve = Json::array();
       for (const Json& record : r.log) curve.push_back(record.at("test_accuracy"));
       fmt::print("  test accuracy {:.2f}% after {} epoch(s) ({:.0f} s elapsed)\n", curve.back().get<double>(),
@@ -260,6 +296,7 @@ Json run_preset(const Preset& p, const PresetOptions& o) {
     }
     training.erase("seed");
     training.erase("model");
+    if (run->variant == source) source_run = trained.runs.front(), targets.pop_back();
     std::vector<double> mean, sem;
     for (int64_t e = 0; e < s.epochs; ++e) {
       std::vector<double> values;
@@ -288,7 +325,7 @@ Json run_preset(const Preset& p, const PresetOptions& o) {
 
   const fs::path json_path = s.out / (p.name + ".json"), svg_path = s.out / (p.name + ".svg");
   write_svg_file(svg_path, render_svg(chart));
-  const Json report = {{"experiment", p.name},
+  Json report = {{"experiment", p.name},
                        {"title", p.title},
                        {"description", p.description},
                        {"label", s.label},
@@ -297,6 +334,15 @@ Json run_preset(const Preset& p, const PresetOptions& o) {
                        {"seeds", s.seeds},
                        {"variants", variants},
                        {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+  if (s.evaluation && !targets.empty()) {
+    const PresetRun& first = **std::find_if(s.runs.begin(), s.runs.end(),
+                                            [&](const PresetRun* r) { return r->variant != source; });
+    const Splits& splits = splits_for(cache, data, config_for_data(first.model, p.data));
+    report["evaluation"] = run_evaluation(*s.evaluation, targets, source_run, *splits.test,
+                                          {.name = p.name, .title = p.title, .data = p.data, .out = s.out,
+                                           .device = o.device, .batch_size = 100, .workers = o.workers});
+    report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
   write_text_atomically(json_path, report.dump(2) + "\n", "JSON");
   fmt::print("wrote {} and {}\n", json_path.string(), svg_path.string());
   return report;

@@ -11,11 +11,12 @@
 //   epochs, seeds        integers; the runs use seeds 1..seeds
 //   training             training options shared by every run (tools/cli/training.hpp's to_json
 //                        keys but model, data, epochs and seed); hflip defaults to the data set's
-//   quick                {epochs, seeds, training}: what --quick changes
+//   quick                {epochs, seeds, training, evaluation}: what --quick changes
 //   runs                 [{variant, label, model, training}]: variant names the run directory,
 //                        label the figure's legend, model the model config, training (optional)
 //                        overrides the shared options for this variant
 //   figure               {x_label, y_label} (optional)
+//   evaluation           attacks run on every trained network (optional; tools/cli/preset_evaluation.hpp)
 // Unknown keys are errors, so a misspelt option is not silently ignored.
 #pragma once
 
@@ -42,6 +43,7 @@ struct Preset {
   std::string title, description, data;
   int64_t epochs = 0, seeds = 0;
   nlohmann::json training, quick;
+  nlohmann::json evaluation;  // null: none
   std::vector<PresetRun> runs;
   std::string x_label = "epoch", y_label = "test accuracy (%)";
 };
@@ -60,7 +62,9 @@ std::vector<std::string> preset_names();
 struct PresetOptions {
   bool quick = false;
   std::optional<int64_t> epochs, seeds, per_class, test_per_class, batch_size;  // override the preset
-  std::vector<std::string> variants;  // the variants to run (empty: all)
+  std::optional<int> repeats;                 // override the evaluation's
+  std::optional<int64_t> attack_per_class;
+  std::vector<std::string> variants;  // the variants to run (empty: all; the evaluation's source is always trained)
   std::filesystem::path out;          // empty: runs/NAME, or runs/NAME-quick
   std::filesystem::path data_dir;     // empty: the data set's default
   Device device = kCPU;
@@ -69,8 +73,9 @@ struct PresetOptions {
 };
 
 // Runs the preset: every model is checked first (one the registry lacks is an error naming it
-// and the run, before anything trains), then each run is trained or reused in turn. Prints a line
-// per run and a summary table; writes and returns the results JSON.
+// and the run, before anything trains), then each run is trained or reused in turn (the
+// evaluation's source variant with seed 1 only), then the evaluation, if any, attacks every other
+// network. Prints a line per run and a summary table; writes and returns the results JSON.
 nlohmann::json run_preset(const Preset& preset, const PresetOptions& options);
 
 }  // namespace flexnn::cli

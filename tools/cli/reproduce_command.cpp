@@ -40,9 +40,11 @@ struct PresetCommand {
   CommonOptions common;
   PresetOptions preset;
   std::string name, out;
-  int64_t epochs = 0, seeds = 0, per_class = 0, test_per_class = 0, batch_size = 0;
+  int64_t epochs = 0, seeds = 0, per_class = 0, test_per_class = 0, batch_size = 0, repeats = 0,
+          attack_per_class = 0;
   CLI::Option *epochs_option = nullptr, *seeds_option = nullptr, *per_class_option = nullptr,
-              *test_per_class_option = nullptr, *batch_size_option = nullptr;
+              *test_per_class_option = nullptr, *batch_size_option = nullptr, *repeats_option = nullptr,
+              *attack_per_class_option = nullptr;
 };
 
 void run(PresetCommand& c) {
@@ -56,6 +58,8 @@ void run(PresetCommand& c) {
   o.per_class = given(c.per_class_option, c.per_class);
   o.test_per_class = given(c.test_per_class_option, c.test_per_class);
   o.batch_size = given(c.batch_size_option, c.batch_size);
+  if (const auto repeats = given(c.repeats_option, c.repeats)) o.repeats = static_cast<int>(*repeats);
+  o.attack_per_class = given(c.attack_per_class_option, c.attack_per_class);
   o.out = c.out;
   o.data_dir = c.common.data_dir;
   o.device = selected_device(c.common);
@@ -89,6 +93,13 @@ void add_preset_command(CLI::App* reproduce, const std::string& name) {
           ->check(CLI::Range(0, 1000000));
   c->batch_size_option = cmd->add_option("--batch-size", c->batch_size, "Batch size (default: the preset's)")
                              ->check(CLI::Range(1, 65536));
+  c->repeats_option =
+      cmd->add_option("--repeats", c->repeats, "Evaluation: runs of every attack per network (default: the preset's)")
+          ->check(CLI::Range(1, 100000));
+  c->attack_per_class_option =
+      cmd->add_option("--attack-per-class", c->attack_per_class,
+                      "Evaluation: attack this many test images per class (0: all; default: the preset's)")
+          ->check(CLI::Range(0, 1000000));
   cmd->add_option("--variants", o.variants, "Variants to run, comma-separated (default: all)")->delimiter(',');
   cmd->add_option("--workers", o.workers, "Threads that read, decode and augment images")
       ->check(CLI::Range(1, 256))

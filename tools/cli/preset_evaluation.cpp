@@ -1,0 +1,285 @@
+// A preset's evaluation: each network's attack report (reused when unchanged), the statistics per
+// variant, the table, the JSON and the chart.
+#include "tools/cli/preset_evaluation.hpp"
+
+#include "attacks/suite.hpp"
+#include "attacks/worst_case.hpp"
+#include "engine/error.hpp"
+#include "engine/io/atomic_file.hpp"
+#include "models/registry.hpp"
+#include "tools/cli/mean_sem.hpp"
+#include "tools/cli/svg_chart.hpp"
+#include "tools/cli/training_data.hpp"
+
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <set>
+
+namespace flexnn::cli {
+namespace {
+
+using Json = nlohmann::json;
+namespace fs = std::filesystem;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+int64_t whole_number(const Json& value, const char* key, const std::string& where, int64_t min) {
+  FLEXNN_CHECK(value.is_number_integer() && value.get<int64_t>() >= min,
+               "{}: \"{}\" must be an integer of at least {}, found {}", where, key, min, value.dump());
+  return value.get<int64_t>();
+}
+
+Json read_json_or_null(const fs::path& path) {
+  std::ifstream in(path);
+  return in.good() ? Json::parse(in, nullptr, false) : Json();
+}
+
+// A row of the table: the clean accuracy, an attack at an ε, or the worst case at an ε.
+struct Measure {
+  std::string key;  // "clean", "pgd @ 0.031", "worst case @ 0.031"
+  std::string name;
+  double eps = 0;
+  bool worst = false;
+};
+
+// The measures of one network's report (report_json's layout), each with its accuracy (the mean
+// over repeats) and the SEM over repeats.
+std::vector<std::pair<Measure, MeanSem>> measures(const Json& report) {
+  std::vector<std::pair<Measure, MeanSem>> out{{{"clean", "clean", 0, false}, {report.at("clean_accuracy").get<double>(), kNaN}}};
+  for (const Json& a : report.at("attacks")) {
+    const double eps = a.at("eps").get<float>(), sem = a.at("repeats").get<int>() > 1 ? a.at("sem").get<double>() : kNaN;
+    const std::string name = a.at("name");
+    out.push_back({{fmt::format("{} @ {:g}", name, eps), name, eps, false}, {a.at("mean").get<double>(), sem}});
+  }
+  for (const Json& w : report.at("worst_case")) {
+    const double eps = w.at("eps").get<float>();
+    out.push_back({{fmt::format("worst case @ {:g}", eps), "worst case", eps, true}, {w.at("accuracy").get<double>(), kNaN}});
+  }
+  return out;
+}
+
+// One network's report: reused from <run>/NAME-attacks.json when it was made with the same
+// settings, else computed (and saved).
+Json network_report(const PresetEvaluation& evaluation, const fs::path& run, nn::Module* source,
+                    const Json& source_record, const datasets::ImageSource& test, const EvaluationContext& context) {
+  const fs::path cache = run / (context.name + "-attacks.json");
+  const Json summary = read_json_or_null(run / "summary.json");
+  FLEXNN_CHECK(summary.is_object(), "evaluation: the run {} has no readable summary.json (is it trained?)",
+               run.string());
+  const Json settings{{"evaluation", to_json(evaluation)},
+                      {"network", summary.value("training", Json())},
+                      {"source", source_record},
+                      {"examples", test.size()}};
+  if (const Json cached = read_json_or_null(cache); cached.is_object() && cached.value("settings", Json()) == settings)
+    return cached.at("report");
+
+  const models::LoadedModel loaded = models::load_model(run / "model.safetensors");
+  loaded.model->to(context.device);
+  check_data_fits(test, loaded.config, context.data);
+  std::vector<attacks::AttackSpec> specs;
+  for (const AttackPlan& plan : evaluation.plans) {
+    const std::vector<attacks::AttackSpec> some = plan_specs(plan, *loaded.model, loaded.config, source);
+    specs.insert(specs.end(), some.begin(), some.end());
+  }
+  const attacks::AttackReport report = attacks::run_attacks(
+      *loaded.model, test, specs,
+      {.batch_size = context.batch_size, .repeats = evaluation.repeats, .seed = evaluation.seed,
+       .workers = context.workers, .on_batch = {}});
+  const Json j = attacks::report_json(report);
+  write_text_atomically(cache, Json{{"settings", settings}, {"report", j}}.dump(2) + "\n", "attack report");
+  return j;
+}
+
+std::string cell(const std::optional<MeanSem>& m) {
+  if (!m) return "-";
+  return std::isnan(m->sem) ? fmt::format("{:.2f}", m->mean) : fmt::format("{:.2f} ± {:.2f}", m->mean, m->sem);
+}
+
+}  // namespace
+
+PresetEvaluation evaluation_from_json(const Json& json, const std::string& where) {
+  static const std::set<std::string> known{"attacks", "repeats", "seed", "per_class", "source"};
+  FLEXNN_CHECK(json.is_object(), "{} must be a JSON object, found {}", where, json.dump());
+  for (const auto& [key, value] : json.items())
+    FLEXNN_CHECK(known.contains(key), "{}: unknown key \"{}\" (known: {})", where, key, fmt::join(known, ", "));
+  FLEXNN_CHECK(json.contains("attacks") && json["attacks"].is_array() && !json["attacks"].empty(),
+               "{}: \"attacks\" must be a non-empty array of attack plans", where);
+  PresetEvaluation e;
+  for (size_t i = 0; i < json["attacks"].size(); ++i)
+    e.plans.push_back(plan_from_json(json["attacks"][i], fmt::format("{}, attack plan {}", where, i + 1)));
+  if (json.contains("repeats")) e.repeats = static_cast<int>(whole_number(json["repeats"], "repeats", where, 1));
+  if (json.contains("seed")) e.seed = static_cast<uint64_t>(whole_number(json["seed"], "seed", where, 0));
+  if (json.contains("per_class")) e.per_class = whole_number(json["per_class"], "per_class", where, 0);
+  if (json.contains("source")) {
+    FLEXNN_CHECK(json["source"].is_string(), "{}: \"source\" must be a variant's name, found {}", where,
+                 json["source"].dump());
+    e.source = json["source"].get<std::string>();
+  }
+  const bool transfer = std::any_of(e.plans.begin(), e.plans.end(), plan_needs_source);
+  FLEXNN_CHECK(!transfer || !e.source.empty(),
+               "{}: a plan runs the transfer attack, so \"source\" must name the variant to craft it on", where);
+  return e;
+}
+
+Json to_json(const PresetEvaluation& e) {
+  Json plans = Json::array();
+  for (const AttackPlan& plan : e.plans) plans.push_back(to_json(plan));
+  return {{"attacks", plans}, {"repeats", e.repeats}, {"seed", e.seed}, {"per_class", e.per_class},
+          {"source", e.source}};
+}
+
+Json run_evaluation(const PresetEvaluation& evaluation, const std::vector<TrainedVariant>& targets,
+                    const fs::path& source_run, const datasets::ImageSource& full_test,
+                    const EvaluationContext& context) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::optional<datasets::ImageDatasetSource> subset =
+      balanced_subset(full_test, evaluation.per_class, 0, context.data, "the evaluation's per_class");
+  const datasets::ImageSource& test = subset ? static_cast<const datasets::ImageSource&>(*subset) : full_test;
+  std::unique_ptr<models::LoadedModel> source;
+  Json source_record;  // what the transfer attacks were crafted on, for the reuse check
+  if (!source_run.empty()) {
+    source = std::make_unique<models::LoadedModel>(models::load_model(source_run / "model.safetensors"));
+    source->model->to(context.device);
+    source_record = {{"run", source_run.string()},
+                     {"training", read_json_or_null(source_run / "summary.json").value("training", Json())}};
+  }
+  fmt::print("\nattacking {} test images per network ({} repeat(s) per attack)\n", test.size(), evaluation.repeats);
+  std::fflush(stdout);
+
+  std::vector<Measure> rows;                     // the union of every network's measures, first seen first
+  std::vector<std::map<std::string, MeanSem>> cells;  // per variant: key → mean ± SEM
+  Json variants = Json::array();
+  for (const TrainedVariant& target : targets) {
+    std::map<std::string, std::vector<MeanSem>> per_network;
+    Json networks = Json::array(), warnings = Json::array();
+    for (const fs::path& run : target.runs) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const Json report = network_report(evaluation, run, source ? source->model.get() : nullptr, source_record,
+                                         test, context);
+      for (const auto& [measure, value] : measures(report)) {
+        if (std::none_of(rows.begin(), rows.end(), [&](const Measure& m) { return m.key == measure.key; }))
+          rows.push_back(measure);
+        per_network[measure.key].push_back(value);
+      }
+      for (const Json& w : report.at("worst_case"))
+        for (const Json& warning : w.at("warnings")) {
+          warnings.push_back({{"run", run.string()}, {"eps", w.at("eps")}, {"kind", warning.at("kind")},
+                              {"message", warning.at("message")}});
+          fmt::print("  warning [{}] {} eps {:g}: {}\n", warning.at("kind").get<std::string>(), run.string(),
+                     w.at("eps").get<float>(), warning.at("message").get<std::string>());
+        }
+      fmt::print("  {}: clean {:.2f}%, worst case {} ({:.0f} s)\n", run.string(),
+                 report.at("clean_accuracy").get<double>(),
+                 fmt::join(report.at("worst_case") | std::views::transform([](const Json& w) {
+                             return fmt::format("{:.2f}% at {:g}", w.at("accuracy").get<double>(),
+                                                w.at("eps").get<float>());
+                           }),
+                           ", "),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      std::fflush(stdout);
+      networks.push_back({{"run", run.string()}, {"report", report}});
+    }
+    std::map<std::string, MeanSem>& variant_cells = cells.emplace_back();
+    Json summary = Json::object();
+    for (const auto& [key, values] : per_network) {
+      std::vector<double> means;
+      for (const MeanSem& v : values) means.push_back(v.mean);
+      const MeanSem m = values.size() > 1 ? mean_sem(means) : values.front();
+      variant_cells[key] = m;
+      summary[key] = {{"mean", m.mean}, {"sem", std::isnan(m.sem) ? Json() : Json(m.sem)}};
+    }
+    variants.push_back({{"variant", target.variant},
+                        {"label", target.label},
+                        {"networks", networks},
+                        {"summary", summary},
+                        {"warnings", warnings}});
+  }
+
+  std::stable_partition(rows.begin(), rows.end(), [](const Measure& m) { return !m.worst; });
+  fmt::print("\n{:<26}", "accuracy % (test)");
+  for (const TrainedVariant& t : targets) fmt::print("{:>18}", t.variant);
+  fmt::print("\n");
+  for (const Measure& row : rows) {
+    fmt::print("{:<26}", row.key);
+    for (const auto& variant_cells : cells) {
+      const auto it = variant_cells.find(row.key);
+      fmt::print("{:>18}", cell(it == variant_cells.end() ? std::nullopt : std::optional<MeanSem>(it->second)));
+    }
+    fmt::print("\n");
+  }
+  fmt::print("mean ± SEM over networks (one network: over repeats); worst case: per example, correct clean and under "
+             "every attack at that eps\n");
+
+  // The chart: accuracy against ε where an attack sweeps ε (ε = 0 is the clean accuracy), else
+  // bars per measure.
+  std::vector<std::string> swept;
+  for (const Measure& row : rows) {
+    if (row.worst || row.key == "clean" ||
+        std::find(swept.begin(), swept.end(), row.name) != swept.end())
+      continue;
+    const auto at = std::count_if(rows.begin(), rows.end(), [&](const Measure& m) { return m.name == row.name; });
+    if (at > 1) swept.push_back(row.name);
+  }
+  const fs::path svg_path = context.out / (context.name + "-attacks.svg");
+  const std::string chart_title = fmt::format("{}: accuracy under attack ({} test images)", context.title, test.size());
+  if (!swept.empty()) {
+    std::set<double> eps_values{0.0};
+    for (const Measure& row : rows)
+      if (std::find(swept.begin(), swept.end(), row.name) != swept.end()) eps_values.insert(row.eps);
+    LineChart chart{.title = chart_title, .x_label = "eps", .y_label = "accuracy (%)", .x = {eps_values.begin(),
+                    eps_values.end()}, .series = {}, .y_min = 0, .y_max = 100};
+    for (size_t v = 0; v < targets.size(); ++v)
+      for (const std::string& name : swept) {
+        Series series{swept.size() > 1 ? fmt::format("{}, {}", targets[v].label, name) : targets[v].label, {}, {}};
+        for (double eps : chart.x) {
+          auto it = cells[v].find(fmt::format("{} @ {:g}", name, eps));
+          if (it == cells[v].end() && eps == 0) it = cells[v].find("clean");
+          series.values.push_back(it == cells[v].end() ? kNaN : it->second.mean);
+          series.errors.push_back(it == cells[v].end() ? kNaN : it->second.sem);
+        }
+        chart.series.push_back(std::move(series));
+      }
+    write_svg_file(svg_path, render_svg(chart));
+  } else {
+    BarChart chart{.title = chart_title, .y_label = "accuracy (%)", .categories = {}, .series = {}, .y_min = 0,
+                   .y_max = 100};
+    for (const Measure& row : rows) chart.categories.push_back(row.key);
+    for (size_t v = 0; v < targets.size(); ++v) {
+      Series series{targets[v].label, {}, {}};
+      for (const Measure& row : rows) {
+        const auto it = cells[v].find(row.key);
+        series.values.push_back(it == cells[v].end() ? kNaN : it->second.mean);
+        series.errors.push_back(it == cells[v].end() ? kNaN : it->second.sem);
+      }
+      chart.series.push_back(std::move(series));
+    }
+    write_svg_file(svg_path, render_svg(chart));
+  }
+
+  Json row_keys = Json::array();
+  for (const Measure& row : rows) row_keys.push_back(row.key);
+  const Json out{{"experiment", context.name},
+                 {"title", context.title},
+                 {"data", context.data},
+                 {"examples", test.size()},
+                 {"evaluation", to_json(evaluation)},
+                 {"source", source_record},
+                 {"measures", row_keys},
+                 {"variants", variants},
+                 {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+  const fs::path json_path = context.out / (context.name + "-attacks.json");
+  write_text_atomically(json_path, out.dump(2) + "\n", "JSON");
+  fmt::print("wrote {} and {}\n", json_path.string(), svg_path.string());
+  return out;
+}
+
+}  // namespace flexnn::cli
