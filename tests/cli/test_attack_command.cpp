@@ -61,6 +61,12 @@ std::string attack_command(const std::string& checkpoint_path, const std::string
                      fmnist_dir(), rest);
 }
 
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 const Json& summary(const Json& report, const std::string& name, double eps) {
   for (const Json& a : report.at("attacks"))
     if (a.at("name") == name && a.at("eps").get<float>() == static_cast<float>(eps)) return a;
@@ -74,11 +80,11 @@ TEST_CASE("flexnn attack reports the library's accuracies, mean ± SEM over repe
           "[cli][attack]") {
   TempDir tmp("attack");
   const std::string model = checkpoint("standard");
-  const fs::path json = tmp.path() / "attack.json";
+  const fs::path json = tmp.path() / "attack.json", svg = tmp.path() / "attack.svg";
   const CliResult r = run_ok(attack_command(
       model, fmt::format("--attack fgsm,pgd,square --eps 0,0.3 --steps 5 --queries 40 --repeats 2 --seed 7 --json {} "
-                         "--per-example",
-                         json.string())));
+                         "--per-example --svg {}",
+                         json.string(), svg.string())));
   CHECK_THAT(r.output, Contains("fmnist test, 60 images") && Contains("worst case") && Contains("pgd") &&
                            Contains("square") && Contains("2 run(s) per attack"));
   const Json report = read_json(json);
@@ -106,6 +112,11 @@ TEST_CASE("flexnn attack reports the library's accuracies, mean ± SEM over repe
   const Json& robust = report.at("per_example").at("worst_case")[1].at("robust");
   REQUIRE(robust.size() == 60);
   CHECK(100.0 * static_cast<double>(std::count(robust.begin(), robust.end(), 1)) / 60 == Approx(worst_at_03));
+  // The chart: accuracy against ε (0 and 0.3), a line per attack, error bars for the repeats' SEM.
+  const std::string chart = flexnn::testing::read_text(svg);
+  CHECK_THAT(chart, Contains("fmnist-small, pgd") && Contains("fmnist-small, square") && Contains("eps"));
+  CHECK(count(chart, "<circle class=\"point\"") == 3 * 2);
+  CHECK(count(chart, "<path class=\"error-bar\"") >= 1);  // PGD's two repeats differ at ε = 0.3
 
   // The same plan through the library on the same checkpoint and data gives the same numbers.
   const flexnn::models::LoadedModel loaded = flexnn::models::load_model(model);

@@ -2,15 +2,17 @@
 // (or the one --data names) — FGSM sweeps, PGD, transfer from a source checkpoint, EOT-PGD,
 // BPDA-PGD, APGD-CE / -DLR, Square, or the adaptive suite, each at every --eps, repeated R times —
 // and prints every attack's accuracy (mean ± SEM over repeats), the per-example worst case at each
-// ε and the warnings that an evaluation may overstate robustness; optionally as JSON.
+// ε and the warnings that an evaluation may overstate robustness; optionally as JSON and a chart.
 #include "attacks/suite.hpp"
 #include "attacks/worst_case.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "models/registry.hpp"
+#include "tools/cli/attack_chart.hpp"
 #include "tools/cli/attack_plan.hpp"
 #include "tools/cli/commands.hpp"
 #include "tools/cli/common_options.hpp"
 #include "tools/cli/progress.hpp"
+#include "tools/cli/svg_chart.hpp"
 #include "tools/cli/training_data.hpp"
 
 #include <fmt/core.h>
@@ -27,7 +29,7 @@ namespace {
 struct AttackCommand {
   CommonOptions common;
   AttackPlan plan;
-  std::string checkpoint, source, split = "test", data, json, norm = "linf", eps_space = "pixel";
+  std::string checkpoint, source, split = "test", data, json, svg, norm = "linf", eps_space = "pixel";
   float step_size = 0;
   int repeats = 1;
   uint64_t seed = 0;
@@ -97,8 +99,17 @@ void run(AttackCommand& c) {
   print_report(report, plan);
   fmt::print("({:.1f} s)\n", report.seconds);
 
-  if (c.json.empty()) return;
   nlohmann::json out = attacks::report_json(report, c.per_example);
+  if (!c.svg.empty()) {
+    std::vector<Measure> rows;
+    MeasuredSeries series{target.config["model"].get<std::string>(), {}};
+    for (const auto& [measure, value] : report_measures(out)) add_measure(rows, measure), series.values[measure.key] = value;
+    write_svg_file(c.svg, attack_chart_svg(fmt::format("{} on {} {} ({} images)", c.checkpoint, dataset, c.split,
+                                                       report.n),
+                                           rows, {series}));
+    fmt::print("wrote {}\n", c.svg);
+  }
+  if (c.json.empty()) return;
   out["model"] = target.config;
   out["checkpoint"] = c.checkpoint;
   if (source) out["source"] = {{"model", source->config}, {"checkpoint", c.source}};
@@ -178,6 +189,7 @@ void add_attack_command(CLI::App& app) {
   cmd->add_flag("--skip-bad", c->skip_bad, "imagenette, folder: skip (and count) unreadable image files");
   cmd->add_option("--json", c->json, "Also write the results to this JSON file");
   cmd->add_flag("--per-example", c->per_example, "With --json: also each example's verdicts and worst-case margin");
+  cmd->add_option("--svg", c->svg, "Also draw the accuracies (against eps where an attack sweeps it) in this SVG file");
   add_common_options(cmd, c->common);
   cmd->callback([c] { run(*c); });
 }

@@ -7,7 +7,7 @@
 #include "engine/error.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "models/registry.hpp"
-#include "tools/cli/mean_sem.hpp"
+#include "tools/cli/attack_chart.hpp"
 #include "tools/cli/svg_chart.hpp"
 #include "tools/cli/training_data.hpp"
 
@@ -18,7 +18,6 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -30,7 +29,6 @@ namespace {
 
 using Json = nlohmann::json;
 namespace fs = std::filesystem;
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 int64_t whole_number(const Json& value, const char* key, const std::string& where, int64_t min) {
   FLEXNN_CHECK(value.is_number_integer() && value.get<int64_t>() >= min,
@@ -41,30 +39,6 @@ int64_t whole_number(const Json& value, const char* key, const std::string& wher
 Json read_json_or_null(const fs::path& path) {
   std::ifstream in(path);
   return in.good() ? Json::parse(in, nullptr, false) : Json();
-}
-
-// A row of the table: the clean accuracy, an attack at an ε, or the worst case at an ε.
-struct Measure {
-  std::string key;  // "clean", "pgd @ 0.031", "worst case @ 0.031"
-  std::string name;
-  double eps = 0;
-  bool worst = false;
-};
-
-// The measures of one network's report (report_json's layout), each with its accuracy (the mean
-// over repeats) and the SEM over repeats.
-std::vector<std::pair<Measure, MeanSem>> measures(const Json& report) {
-  std::vector<std::pair<Measure, MeanSem>> out{{{"clean", "clean", 0, false}, {report.at("clean_accuracy").get<double>(), kNaN}}};
-  for (const Json& a : report.at("attacks")) {
-    const double eps = a.at("eps").get<float>(), sem = a.at("repeats").get<int>() > 1 ? a.at("sem").get<double>() : kNaN;
-    const std::string name = a.at("name");
-    out.push_back({{fmt::format("{} @ {:g}", name, eps), name, eps, false}, {a.at("mean").get<double>(), sem}});
-  }
-  for (const Json& w : report.at("worst_case")) {
-    const double eps = w.at("eps").get<float>();
-    out.push_back({{fmt::format("worst case @ {:g}", eps), "worst case", eps, true}, {w.at("accuracy").get<double>(), kNaN}});
-  }
-  return out;
 }
 
 // One network's report: reused from <run>/NAME-attacks.json when it was made with the same
@@ -155,8 +129,8 @@ Json run_evaluation(const PresetEvaluation& evaluation, const std::vector<Traine
   fmt::print("\nattacking {} test images per network ({} repeat(s) per attack)\n", test.size(), evaluation.repeats);
   std::fflush(stdout);
 
-  std::vector<Measure> rows;                     // the union of every network's measures, first seen first
-  std::vector<std::map<std::string, MeanSem>> cells;  // per variant: key → mean ± SEM
+  std::vector<Measure> rows;  // the union of every network's measures, first seen first (worst cases last)
+  std::vector<MeasuredSeries> cells;  // per variant: key → mean ± SEM
   Json variants = Json::array();
   for (const TrainedVariant& target : targets) {
     std::map<std::string, std::vector<MeanSem>> per_network;
@@ -165,9 +139,8 @@ Json run_evaluation(const PresetEvaluation& evaluation, const std::vector<Traine
       const auto t0 = std::chrono::steady_clock::now();
       const Json report = network_report(evaluation, run, source ? source->model.get() : nullptr, source_record,
                                          test, context);
-      for (const auto& [measure, value] : measures(report)) {
-        if (std::none_of(rows.begin(), rows.end(), [&](const Measure& m) { return m.key == measure.key; }))
-          rows.push_back(measure);
+      for (const auto& [measure, value] : report_measures(report)) {
+        add_measure(rows, measure);
         per_network[measure.key].push_back(value);
       }
       for (const Json& w : report.at("worst_case"))
@@ -188,13 +161,13 @@ Json run_evaluation(const PresetEvaluation& evaluation, const std::vector<Traine
       std::fflush(stdout);
       networks.push_back({{"run", run.string()}, {"report", report}});
     }
-    std::map<std::string, MeanSem>& variant_cells = cells.emplace_back();
+    MeasuredSeries& variant_cells = cells.emplace_back(MeasuredSeries{target.label, {}});
     Json summary = Json::object();
     for (const auto& [key, values] : per_network) {
       std::vector<double> means;
       for (const MeanSem& v : values) means.push_back(v.mean);
       const MeanSem m = values.size() > 1 ? mean_sem(means) : values.front();
-      variant_cells[key] = m;
+      variant_cells.values[key] = m;
       summary[key] = {{"mean", m.mean}, {"sem", std::isnan(m.sem) ? Json() : Json(m.sem)}};
     }
     variants.push_back({{"variant", target.variant},
@@ -204,66 +177,24 @@ Json run_evaluation(const PresetEvaluation& evaluation, const std::vector<Traine
                         {"warnings", warnings}});
   }
 
-  std::stable_partition(rows.begin(), rows.end(), [](const Measure& m) { return !m.worst; });
   fmt::print("\n{:<26}", "accuracy % (test)");
   for (const TrainedVariant& t : targets) fmt::print("{:>18}", t.variant);
   fmt::print("\n");
   for (const Measure& row : rows) {
     fmt::print("{:<26}", row.key);
     for (const auto& variant_cells : cells) {
-      const auto it = variant_cells.find(row.key);
-      fmt::print("{:>18}", cell(it == variant_cells.end() ? std::nullopt : std::optional<MeanSem>(it->second)));
+      const auto it = variant_cells.values.find(row.key);
+      fmt::print("{:>18}", cell(it == variant_cells.values.end() ? std::nullopt : std::optional<MeanSem>(it->second)));
     }
     fmt::print("\n");
   }
   fmt::print("mean ± SEM over networks (one network: over repeats); worst case: per example, correct clean and under "
              "every attack at that eps\n");
 
-  // The chart: accuracy against ε where an attack sweeps ε (ε = 0 is the clean accuracy), else
-  // bars per measure.
-  std::vector<std::string> swept;
-  for (const Measure& row : rows) {
-    if (row.worst || row.key == "clean" ||
-        std::find(swept.begin(), swept.end(), row.name) != swept.end())
-      continue;
-    const auto at = std::count_if(rows.begin(), rows.end(), [&](const Measure& m) { return m.name == row.name; });
-    if (at > 1) swept.push_back(row.name);
-  }
   const fs::path svg_path = context.out / (context.name + "-attacks.svg");
-  const std::string chart_title = fmt::format("{}: accuracy under attack ({} test images)", context.title, test.size());
-  if (!swept.empty()) {
-    std::set<double> eps_values{0.0};
-    for (const Measure& row : rows)
-      if (std::find(swept.begin(), swept.end(), row.name) != swept.end()) eps_values.insert(row.eps);
-    LineChart chart{.title = chart_title, .x_label = "eps", .y_label = "accuracy (%)", .x = {eps_values.begin(),
-                    eps_values.end()}, .series = {}, .y_min = 0, .y_max = 100};
-    for (size_t v = 0; v < targets.size(); ++v)
-      for (const std::string& name : swept) {
-        Series series{swept.size() > 1 ? fmt::format("{}, {}", targets[v].label, name) : targets[v].label, {}, {}};
-        for (double eps : chart.x) {
-          auto it = cells[v].find(fmt::format("{} @ {:g}", name, eps));
-          if (it == cells[v].end() && eps == 0) it = cells[v].find("clean");
-          series.values.push_back(it == cells[v].end() ? kNaN : it->second.mean);
-          series.errors.push_back(it == cells[v].end() ? kNaN : it->second.sem);
-        }
-        chart.series.push_back(std::move(series));
-      }
-    write_svg_file(svg_path, render_svg(chart));
-  } else {
-    BarChart chart{.title = chart_title, .y_label = "accuracy (%)", .categories = {}, .series = {}, .y_min = 0,
-                   .y_max = 100};
-    for (const Measure& row : rows) chart.categories.push_back(row.key);
-    for (size_t v = 0; v < targets.size(); ++v) {
-      Series series{targets[v].label, {}, {}};
-      for (const Measure& row : rows) {
-        const auto it = cells[v].find(row.key);
-        series.values.push_back(it == cells[v].end() ? kNaN : it->second.mean);
-        series.errors.push_back(it == cells[v].end() ? kNaN : it->second.sem);
-      }
-      chart.series.push_back(std::move(series));
-    }
-    write_svg_file(svg_path, render_svg(chart));
-  }
+  write_svg_file(svg_path, attack_chart_svg(fmt::format("{}: accuracy under attack ({} test images)", context.title,
+                                                        test.size()),
+                                            rows, cells));
 
   Json row_keys = Json::array();
   for (const Measure& row : rows) row_keys.push_back(row.key);
