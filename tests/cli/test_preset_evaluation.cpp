@@ -237,3 +237,23 @@ TEST_CASE("flexnn reproduce table3 and fig4d --quick attack the paper's VGG16 ne
   CHECK(count(svg, "<g class=\"series\"") == 2);
   CHECK(count(svg, "<circle class=\"point\"") == 2 * 14);  // ε = 0 (clean) and the 13 of the sweep
 }
+
+TEST_CASE("robustness-audit reuses the networks reproduce table2 trained, and attacks them", "[cli][presets][attack]") {
+  unsetenv("FLEXNN_PRESETS_DIR");
+  TempDir tmp("audit_reuse");
+  const fs::path out = tmp.path() / "table2";
+  run_ok(fmt::format("reproduce table2 --epochs 1 --seeds 1 --variants none,standard --data-dir {} --out {} --threads 2",
+                     fmnist_dir(), out.string()));
+  const fs::path model = out / "standard" / "seed1" / "model.safetensors";
+  const auto trained = fs::last_write_time(model);
+  const CliResult r = run_ok(fmt::format("reproduce robustness-audit --epochs 1 --seeds 1 --variants none,standard "
+                                         "--attack-per-class 1 --data-dir {} --out {} --threads 2",
+                                         fmnist_dir(), out.string()));
+  CHECK(fs::last_write_time(model) == trained);  // reused, though table2 named its model by a partial config
+  CHECK_THAT(r.output, Contains("worst case @ 0.1"));
+  const Json report = read_json(out / "robustness-audit.json");
+  // table2 tests only after the last epoch: that is the curve's one point.
+  const Json summary = read_json(out / "standard" / "seed1" / "summary.json");
+  CHECK(report.at("variants")[1].at("test_accuracy")[0][0] == summary.at("test_accuracy"));
+  CHECK(report.at("evaluation").at("variants").size() == 2);
+}

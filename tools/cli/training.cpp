@@ -311,8 +311,15 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageSource& full_tr
 
 TrainingRun train_or_reuse(const TrainingOptions& o, const datasets::ImageSource& train_set,
                            const datasets::ImageSource& test_set, const std::filesystem::path& out, Output output) {
+  // The options as recorded, with the model's config completed: a run made from {"model":
+  // "fmnist-small", "flex": "none"} is the one a complete config of the same network asks for.
+  const auto comparable = [](Json training) {
+    if (training.is_object() && training.contains("model"))
+      training["model"] = models::complete_config(training["model"]);
+    return training;
+  };
   const Json summary = read_json_file(out / kSummaryFile);
-  if (!summary.is_discarded() && summary.value("training", Json()) == to_json(o)) {
+  if (!summary.is_discarded() && comparable(summary.value("training", Json())) == comparable(to_json(o))) {
     models::LoadedModel loaded = models::load_model(out / kModelFile);
     loaded.model->to(o.device);
     Json log = Json::array();
