@@ -72,7 +72,8 @@ std::vector<AttackSpec> fgsm_sweep(std::span<const float> eps, const ThreatModel
 
 struct RunOptions {
   int64_t batch_size = 100;
-  int repeats = 1;     // runs of each attack (new random starts, and new masks for a random model)
+  int repeats = 1;     // runs of each attack (new random starts, and new masks for a random model;
+                       // FGSM on a deterministic model has nothing random: its repeats copy its first run)
   uint64_t seed = 0;   // the attacks' random draws: a Philox stream per attack and repeat
   int64_t workers = 1;  // threads that load (decode) each batch's examples; results do not depend on it
   std::function<void(int64_t done, int64_t total)> on_batch{};  // progress, after each batch

@@ -2,6 +2,7 @@
 #include "attacks/worst_case.hpp"
 
 #include "engine/error.hpp"
+#include "engine/io/decimal.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -152,7 +153,7 @@ nlohmann::json report_json(const AttackReport& report, bool per_example) {
                  worst_cases = nlohmann::json::array(), per_eps = nlohmann::json::array();
   for (const AttackRun& run : report.runs)
     runs.push_back({{"name", run.name},
-                    {"eps", run.eps},
+                    {"eps", shortest_decimal(run.eps)},
                     {"norm", norm_name(run.norm)},
                     {"family", attack_family_name(run.family)},
                     {"repeat", run.repeat},
@@ -161,7 +162,7 @@ nlohmann::json report_json(const AttackReport& report, bool per_example) {
                     {"seconds", run.seconds}});
   for (const AccuracySummary& s : summarize(report))
     attacks.push_back({{"name", s.name},
-                       {"eps", s.eps},
+                       {"eps", shortest_decimal(s.eps)},
                        {"family", attack_family_name(s.family)},
                        {"repeats", s.repeats},
                        {"mean", s.mean},
@@ -171,8 +172,8 @@ nlohmann::json report_json(const AttackReport& report, bool per_example) {
     nlohmann::json warnings = nlohmann::json::array();
     for (const Warning& w : worst.warnings)
       warnings.push_back({{"kind", warning_name(w.kind)}, {"message", w.message}});
-    worst_cases.push_back({{"eps", eps}, {"accuracy", worst.accuracy}, {"warnings", warnings}});
-    per_eps.push_back({{"eps", eps}, {"robust", worst.robust}, {"margin", worst.margin}});
+    worst_cases.push_back({{"eps", shortest_decimal(eps)}, {"accuracy", worst.accuracy}, {"warnings", warnings}});
+    per_eps.push_back({{"eps", shortest_decimal(eps)}, {"robust", worst.robust}, {"margin", worst.margin}});
   }
   nlohmann::json out{{"n", report.n},
                      {"seconds", report.seconds},

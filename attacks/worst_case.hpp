@@ -44,7 +44,8 @@ struct Warning {
 struct WorstCase {
   std::vector<uint8_t> robust;   // per example: correct clean and in every run
   std::vector<float> margin;     // per example: the smallest margin over the clean input and every run
-  std::vector<int> weakest;      // per example: the run with that margin (its index in report.runs; −1: clean)
+  std::vector<int> weakest;      // per example: the run with that margin (its index in the runs of the report
+                                 // the worst case was taken over; −1: clean)
   double accuracy = 0;           // percent robust
   std::vector<Warning> warnings;
 };

@@ -169,6 +169,26 @@ TEST_CASE("flexnn attack --attack suite adapts to the model and warns that a ran
   CHECK(g.at("source").at("model").at("flex") == "none");
 }
 
+TEST_CASE("flexnn attack on a random-mask model depends on --seed alone, not on the other models loaded",
+          "[cli][attack]") {
+  TempDir tmp("attack_seed");
+  const auto pgd_runs = [&](const std::string& extra, const std::string& name) {
+    const fs::path json = tmp.path() / name;
+    run_ok(fmt::format("attack --checkpoint {} --data-dir {} --threads 2 --batch-size 100 --per-class 2 --eps 0.3 "
+                       "--steps 3 --repeats 3 --json {} {}",
+                       checkpoint("random"), fmnist_dir(), json.string(), extra));
+    std::vector<double> accuracies;
+    const Json report = read_json(json);
+    for (const Json& run : report.at("runs"))
+      if (run.at("name") == "pgd") accuracies.push_back(run.at("accuracy"));
+    REQUIRE(accuracies.size() == 3);
+    return accuracies;
+  };
+  const std::vector<double> alone = pgd_runs("--attack pgd --seed 4", "alone.json");
+  CHECK(pgd_runs("--attack pgd,transfer --seed 4 --source " + checkpoint("none"), "with_source.json") == alone);
+  CHECK(pgd_runs("--attack pgd --seed 5", "other_seed.json") != alone);  // new masks, new starts
+}
+
 TEST_CASE("flexnn attack names what is wrong with its flags", "[cli][attack]") {
   const std::string model = checkpoint("standard");
   const auto fails = [&](const std::string& rest, int status, const std::vector<std::string>& words) {
@@ -184,7 +204,10 @@ TEST_CASE("flexnn attack names what is wrong with its flags", "[cli][attack]") {
   fails("--attack pgd --eps -0.1", 2, {"--eps"});
   fails("--attack pgd", 2, {"--eps"});
   fails("--attack pgd --eps 0.1 --step-size 0", 2, {"--step-size"});
-  fails("--attack pgd --eps 0.1 --per-class 2 --data folder", 1, {"error:"});
+  fails("--attack pgd --eps 0.1 --per-class 2 --data folder", 1, {"error:", "--per-class", "streams"});
+  fails("--attack pgd,suite --eps 0.1", 1, {"error:", "'pgd'", "suite", "once per eps"});
+  fails("--attack pgd,pgd --eps 0.1", 1, {"error:", "'pgd'", "once per eps"});
+  fails("--attack pgd --eps 0.1 --per-example", 2, {"--per-example", "--json"});
   const CliResult missing = run_cli("attack --checkpoint /no/such/model.safetensors --attack pgd --eps 0.1");
   CHECK(missing.status == 2);
   CHECK_THAT(missing.output, Contains("/no/such/model.safetensors"));

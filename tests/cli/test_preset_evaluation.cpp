@@ -155,6 +155,21 @@ TEST_CASE("a preset's evaluation attacks every network, averages over seeds, and
   CHECK(fs::last_write_time(cache) == written);  // base was not asked for
 }
 
+TEST_CASE("--quick replaces the evaluation's fields one by one", "[cli][presets][attack]") {
+  TempDir tmp("preset_eval_quick");
+  Json preset = attack_preset();
+  preset["quick"] = {{"seeds", 1}, {"evaluation", {{"repeats", 1}, {"per_class", 1}}}};
+  use_preset(tmp.path() / "presets", "tiny", preset);
+  run_ok(fmt::format("reproduce tiny --quick --variants base --data-dir {} --out {} --threads 2", fmnist_dir(),
+                     tmp.str("out")));
+  const Json result = read_json(tmp.path() / "out" / "tiny-attacks.json");
+  CHECK(result.at("examples") == 10);                                  // quick's per_class
+  CHECK(result.at("evaluation").at("repeats") == 1);                   // quick's repeats
+  CHECK(result.at("evaluation").at("source") == "src");                // the preset's, kept
+  CHECK(result.at("evaluation").at("attacks").size() == 2);
+  CHECK(measure(result["variants"][0]["networks"][0].at("report"), "pgd", 0.3).at("repeats") == 1);
+}
+
 TEST_CASE("a bad preset evaluation is an error naming it, before anything trains", "[cli][presets][attack]") {
   TempDir tmp("preset_eval_bad");
   const fs::path presets = tmp.path() / "presets";
@@ -173,6 +188,18 @@ TEST_CASE("a bad preset evaluation is an error naming it, before anything trains
   Json no_evaluation = attack_preset();
   no_evaluation.erase("evaluation");
   use_preset(presets, "noevaluation", no_evaluation);
+  Json twice = attack_preset();
+  twice["evaluation"]["attacks"].push_back({{"attack", "suite"}, {"eps", 0.3}});
+  use_preset(presets, "twice", twice);
+  Json mixed = attack_preset();
+  mixed["evaluation"]["attacks"].push_back({{"attack", "fgsm"}, {"eps", 0.3}, {"norm", "l2"}});
+  use_preset(presets, "mixed", mixed);
+  Json bad_quick = attack_preset();
+  bad_quick["quick"] = {{"evaluation", 3}};
+  use_preset(presets, "badquick", bad_quick);
+  Json streamed = attack_preset();
+  streamed["data"] = "folder";
+  use_preset(presets, "streamed", streamed);
 
   const auto expect_error = [&](const std::string& name, const std::vector<std::string>& words,
                                 const std::string& extra = "") {
@@ -188,6 +215,10 @@ TEST_CASE("a bad preset evaluation is an error naming it, before anything trains
   expect_error("notvariant", {"error:", "'surrogate'"});
   expect_error("badattack", {"error:", "'cw'", "attack plan 2"});
   expect_error("noevaluation", {"error:", "--repeats"}, "--repeats 3");
+  expect_error("twice", {"error:", "'pgd'", "'suite'", "plans 2 and 3"});
+  expect_error("mixed", {"error:", "plans 2 and 3", "different threat models"});
+  expect_error("badquick", {"error:", "\"quick\"", "must be a JSON object"});
+  expect_error("streamed", {"error:", "per_class", "folder"});
 }
 
 TEST_CASE("flexnn reproduce robustness-audit --quick attacks every Table 2 variant with the adaptive suite",
@@ -242,18 +273,21 @@ TEST_CASE("robustness-audit reuses the networks reproduce table2 trained, and at
   unsetenv("FLEXNN_PRESETS_DIR");
   TempDir tmp("audit_reuse");
   const fs::path out = tmp.path() / "table2";
-  run_ok(fmt::format("reproduce table2 --epochs 1 --seeds 1 --variants none,standard --data-dir {} --out {} --threads 2",
+  run_ok(fmt::format("reproduce table2 --epochs 2 --seeds 1 --variants none,standard --data-dir {} --out {} --threads 2",
                      fmnist_dir(), out.string()));
   const fs::path model = out / "standard" / "seed1" / "model.safetensors";
   const auto trained = fs::last_write_time(model);
-  const CliResult r = run_ok(fmt::format("reproduce robustness-audit --epochs 1 --seeds 1 --variants none,standard "
+  const CliResult r = run_ok(fmt::format("reproduce robustness-audit --epochs 2 --seeds 1 --variants none,standard "
                                          "--attack-per-class 1 --data-dir {} --out {} --threads 2",
                                          fmnist_dir(), out.string()));
   CHECK(fs::last_write_time(model) == trained);  // reused, though table2 named its model by a partial config
   CHECK_THAT(r.output, Contains("worst case @ 0.1"));
   const Json report = read_json(out / "robustness-audit.json");
-  // table2 tests only after the last epoch: that is the curve's one point.
+  // table2 tests only after the last epoch: the curve has no point for the first.
   const Json summary = read_json(out / "standard" / "seed1" / "summary.json");
-  CHECK(report.at("variants")[1].at("test_accuracy")[0][0] == summary.at("test_accuracy"));
+  const Json& curve = report.at("variants")[1].at("test_accuracy")[0];
+  REQUIRE(curve.size() == 2);
+  CHECK(curve[0].is_null());
+  CHECK(curve[1] == summary.at("test_accuracy"));
   CHECK(report.at("evaluation").at("variants").size() == 2);
 }

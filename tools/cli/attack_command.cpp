@@ -5,6 +5,7 @@
 // ε and the warnings that an evaluation may overstate robustness; optionally as JSON and a chart.
 #include "attacks/suite.hpp"
 #include "attacks/worst_case.hpp"
+#include "engine/generator.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "models/registry.hpp"
 #include "tools/cli/attack_chart.hpp"
@@ -53,15 +54,21 @@ void run(AttackCommand& c) {
                "attack: the transfer attack crafts its examples on a source model: give --source CHECKPOINT");
 
   const Device device = selected_device(c.common);
-  const models::LoadedModel target = models::load_model(c.checkpoint);
+  // Random masks come from generators of the models' own, seeded by --seed: the results depend on
+  // the seed alone, not on what else was loaded.
+  Generator target_masks(c.seed), source_masks(c.seed + 1);
+  const models::LoadedModel target = models::load_model(c.checkpoint, target_masks);
   target.model->to(device);
   std::optional<models::LoadedModel> source;
   if (!c.source.empty()) {
-    source = models::load_model(c.source);
+    source = models::load_model(c.source, source_masks);
     source->model->to(device);
   }
   const models::ModelSpec spec = models::model_spec(target.config);
   const std::string dataset = c.data.empty() ? spec.dataset : c.data;
+  FLEXNN_CHECK(c.per_class == 0 || held_in_memory(dataset),
+               "attack: --per-class needs a data set held in memory (fmnist, cifar10), but {} streams its images "
+               "from disk", dataset);
   const std::unique_ptr<datasets::ImageSource> split =
       open_split({dataset, data_dir(c.common, dataset), c.skip_bad}, spec, c.split);
   check_data_fits(*split, target.config, dataset);
@@ -156,7 +163,8 @@ void add_attack_command(CLI::App& app) {
   cmd->add_option("--repeats", c->repeats, "Runs of each attack (new random starts and masks); mean ± SEM")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  cmd->add_option("--seed", c->seed, "Seed of the attacks' random draws")->capture_default_str();
+  cmd->add_option("--seed", c->seed, "Seed of the attacks' random draws and of a random-mask model's masks")
+      ->capture_default_str();
   cmd->add_option("--steps", plan.steps, "PGD family: steps")->check(CLI::Range(1, 100000))->capture_default_str();
   c->step_size_option = cmd->add_option("--step-size", c->step_size,
                                         "PGD family: step size in eps units (default: eps x 0.003 / 0.031, TRADES' "
@@ -187,8 +195,9 @@ void add_attack_command(CLI::App& app) {
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   cmd->add_flag("--skip-bad", c->skip_bad, "imagenette, folder: skip (and count) unreadable image files");
-  cmd->add_option("--json", c->json, "Also write the results to this JSON file");
-  cmd->add_flag("--per-example", c->per_example, "With --json: also each example's verdicts and worst-case margin");
+  CLI::Option* json = cmd->add_option("--json", c->json, "Also write the results to this JSON file");
+  cmd->add_flag("--per-example", c->per_example, "With --json: also each example's verdicts and worst-case margin")
+      ->needs(json);
   cmd->add_option("--svg", c->svg, "Also draw the accuracies (against eps where an attack sweeps it) in this SVG file");
   add_common_options(cmd, c->common);
   cmd->callback([c] { run(*c); });

@@ -2,12 +2,15 @@
 #include "tools/cli/attack_plan.hpp"
 
 #include "engine/error.hpp"
+#include "engine/io/decimal.hpp"
+#include "tools/cli/mean_sem.hpp"
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 
 namespace flexnn::cli {
@@ -24,7 +27,7 @@ Json as_list(const Json& value) { return value.is_array() ? value : Json::array(
 
 int positive_int(const Json& value, const char* key, const std::string& where) {
   FLEXNN_CHECK(value.is_number_integer() && value.get<int64_t>() > 0 && value.get<int64_t>() <= 1000000,
-               "{}: \"{}\" must be a positive integer, found {}", where, key, value.dump());
+               "{}: \"{}\" must be an integer from 1 to 1000000, found {}", where, key, value.dump());
   return value.get<int>();
 }
 
@@ -37,10 +40,6 @@ float positive_float(const Json& value, const char* key, const std::string& wher
 std::string string_value(const Json& value, const char* key, const std::string& where) {
   FLEXNN_CHECK(value.is_string(), "{}: \"{}\" must be a string, found {}", where, key, value.dump());
   return value.get<std::string>();
-}
-
-std::string accuracy_cell(const attacks::AccuracySummary& s) {
-  return s.repeats > 1 ? fmt::format("{:.2f} ± {:.2f}", s.mean, s.sem) : fmt::format("{:.2f}", s.mean);
 }
 
 }  // namespace
@@ -64,12 +63,40 @@ void check_plan(const AttackPlan& plan, const std::string& where) {
                "{}: the step size must be a positive number, found {}", where, plan.step_size.value_or(0));
   FLEXNN_CHECK(plan.bpda_sharpness > 0, "{}: the BPDA sharpness must be positive, found {}", where,
                plan.bpda_sharpness);
+  check_distinct({plan}, where);
   if (plan.norm == attacks::Norm::l2) {
     FLEXNN_CHECK(plan.space == attacks::EpsSpace::pixel,
                  "{}: an L2 ε is in pixel units only (found eps space 'normalized')", where);
     FLEXNN_CHECK(!has(plan.attacks, "square") && !has(plan.attacks, "suite"),
                  "{}: the Square attack (and so the suite) is L∞ only, found norm l2", where);
   }
+}
+
+void check_distinct(const std::vector<AttackPlan>& plans, const std::string& where) {
+  struct Entry {
+    std::string name;
+    attacks::Norm norm;
+    attacks::EpsSpace space;
+    size_t plan;
+  };
+  std::map<float, std::vector<Entry>> at_eps;
+  for (size_t p = 0; p < plans.size(); ++p)
+    for (float eps : plans[p].eps)
+      for (const std::string& name : plans[p].attacks) {
+        std::vector<Entry>& entries = at_eps[eps];
+        for (const Entry& e : entries) {
+          const bool clash = e.name == name || (e.name == "suite" && name != "fgsm") || (name == "suite" && e.name != "fgsm");
+          FLEXNN_CHECK(!clash, "{}: '{}' and '{}' both run {} at eps {:g}{}: each attack may run once per eps (the suite "
+                       "runs pgd, apgd-ce, apgd-dlr, square and, as the model needs, bpda-pgd, eot-pgd, EOT APGD and "
+                       "transfer)",
+                       where, e.name, name, e.name == name ? "'" + name + "'" : std::string("the same attack"), eps,
+                       plans.size() > 1 ? fmt::format(" (plans {} and {})", e.plan + 1, p + 1) : "");
+          FLEXNN_CHECK(e.norm == plans[p].norm && e.space == plans[p].space,
+                       "{}: plans {} and {} attack at eps {:g} under different threat models (norm or eps space); give "
+                       "them different eps, or run them separately", where, e.plan + 1, p + 1, eps);
+        }
+        entries.push_back({name, plans[p].norm, plans[p].space, p});
+      }
 }
 
 AttackPlan plan_from_json(const Json& json, const std::string& where) {
@@ -87,9 +114,14 @@ AttackPlan plan_from_json(const Json& json, const std::string& where) {
     FLEXNN_CHECK(e.is_number(), "{}: \"eps\" must be a number or a list of numbers, found {}", where, e.dump());
     plan.eps.push_back(e.get<float>());
   }
-  if (json.contains("norm")) plan.norm = attacks::parse_norm(string_value(json["norm"], "norm", where));
-  if (json.contains("eps_space"))
-    plan.space = attacks::parse_eps_space(string_value(json["eps_space"], "eps_space", where));
+  const std::string norm = json.contains("norm") ? string_value(json["norm"], "norm", where) : "linf";
+  const std::string space = json.contains("eps_space") ? string_value(json["eps_space"], "eps_space", where) : "pixel";
+  try {
+    plan.norm = attacks::parse_norm(norm);
+    plan.space = attacks::parse_eps_space(space);
+  } catch (const Error& e) {
+    fail("{}: {}", where, e.what());
+  }
   if (json.contains("steps")) plan.steps = positive_int(json["steps"], "steps", where);
   if (json.contains("step_size")) plan.step_size = positive_float(json["step_size"], "step_size", where);
   if (json.contains("restarts")) plan.restarts = positive_int(json["restarts"], "restarts", where);
@@ -105,8 +137,10 @@ AttackPlan plan_from_json(const Json& json, const std::string& where) {
 }
 
 Json to_json(const AttackPlan& plan) {
+  Json eps = Json::array();
+  for (float e : plan.eps) eps.push_back(shortest_decimal(e));
   Json out{{"attack", plan.attacks},
-           {"eps", plan.eps},
+           {"eps", eps},
            {"norm", attacks::norm_name(plan.norm)},
            {"eps_space", plan.space == attacks::EpsSpace::pixel ? "pixel" : "normalized"},
            {"steps", plan.steps},
@@ -114,8 +148,8 @@ Json to_json(const AttackPlan& plan) {
            {"apgd_iterations", plan.apgd_iterations},
            {"square_queries", plan.square_queries},
            {"eot_samples", plan.eot_samples},
-           {"bpda_sharpness", plan.bpda_sharpness}};
-  if (plan.step_size) out["step_size"] = *plan.step_size;
+           {"bpda_sharpness", shortest_decimal(plan.bpda_sharpness)}};
+  if (plan.step_size) out["step_size"] = shortest_decimal(*plan.step_size);
   return out;
 }
 
@@ -171,7 +205,7 @@ void print_report(const attacks::AttackReport& report, const AttackPlan& plan) {
     double seconds = 0;
     for (int r = 0; r < s.repeats; ++r) seconds += report.runs[run++].seconds;
     fmt::print("{:<16}{:>10g}  {:<14}{:>18}{:>10.1f}\n", s.name, s.eps, attacks::attack_family_name(s.family),
-               accuracy_cell(s), seconds);
+               format_mean_sem({s.mean, s.repeats > 1 ? s.sem : std::nan("")}), seconds);
   }
   for (const auto& [eps, worst] : attacks::worst_case_per_eps(report)) {
     fmt::print("{:<16}{:>10g}  {:<14}{:>18}\n", "worst case", eps, "per example", fmt::format("{:.2f}", worst.accuracy));

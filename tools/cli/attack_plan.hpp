@@ -36,8 +36,14 @@ struct AttackPlan {
 float default_step_size(float eps);
 
 // Checks the plan: known attack names, at least one attack and one ε, every ε ≥ 0 and finite,
-// positive counts; L2 only with pixel units and without square. Throws flexnn::Error naming `where`.
+// positive counts; L2 only with pixel units and without square; no attack twice (check_distinct).
+// Throws flexnn::Error naming `where`.
 void check_plan(const AttackPlan& plan, const std::string& where);
+
+// Checks that plans run no attack twice at one ε — the suite counts as every attack it may run, so
+// at an ε it shares with another plan only FGSM may join it — and use one threat model (norm, ε
+// space) per ε: each measure and each per-ε worst case is then well defined. Throws naming `where`.
+void check_distinct(const std::vector<AttackPlan>& plans, const std::string& where);
 
 // The keys of a plan in JSON: "attack" (a name or a list of names), "eps" (a number or a list),
 // "norm", "eps_space", "steps", "step_size", "restarts", "apgd_iterations", "square_queries",

@@ -5,9 +5,11 @@
 #include "attacks/suite.hpp"
 #include "attacks/worst_case.hpp"
 #include "engine/error.hpp"
+#include "engine/generator.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "models/registry.hpp"
 #include "tools/cli/attack_chart.hpp"
+#include "tools/cli/json_file.hpp"
 #include "tools/cli/svg_chart.hpp"
 #include "tools/cli/training_data.hpp"
 
@@ -18,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -30,33 +33,43 @@ namespace {
 using Json = nlohmann::json;
 namespace fs = std::filesystem;
 
-int64_t whole_number(const Json& value, const char* key, const std::string& where, int64_t min) {
-  FLEXNN_CHECK(value.is_number_integer() && value.get<int64_t>() >= min,
-               "{}: \"{}\" must be an integer of at least {}, found {}", where, key, min, value.dump());
+int64_t whole_number(const Json& value, const char* key, const std::string& where, int64_t min, int64_t max) {
+  FLEXNN_CHECK(value.is_number_integer() && !(value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(max)) &&
+                   value.get<int64_t>() >= min && value.get<int64_t>() <= max,
+               "{}: \"{}\" must be an integer from {} to {}, found {}", where, key, min, max, value.dump());
   return value.get<int64_t>();
 }
 
-Json read_json_or_null(const fs::path& path) {
-  std::ifstream in(path);
-  return in.good() ? Json::parse(in, nullptr, false) : Json();
+// What identifies a trained network for the reuse of its report: its training options (from
+// summary.json) and its weights file's size and time.
+Json network_record(const fs::path& run) {
+  const Json summary = read_json_file(run / "summary.json");
+  FLEXNN_CHECK(summary.is_object() && fs::exists(run / "model.safetensors"),
+               "evaluation: the run {} has no readable summary.json and model.safetensors (is it trained?)",
+               run.string());
+  const fs::path weights = run / "model.safetensors";
+  return {{"run", run.string()},
+          {"training", summary.value("training", Json())},
+          {"weights_bytes", fs::file_size(weights)},
+          {"weights_time", fs::last_write_time(weights).time_since_epoch().count()}};
 }
 
 // One network's report: reused from <run>/NAME-attacks.json when it was made with the same
-// settings, else computed (and saved).
+// settings (the evaluation, the network, the source, the test images), else computed and saved.
+// The masks of a random-mask network come from a generator of its own, seeded by the evaluation's
+// seed, so the report does not depend on what ran before it.
 Json network_report(const PresetEvaluation& evaluation, const fs::path& run, nn::Module* source,
                     const Json& source_record, const datasets::ImageSource& test, const EvaluationContext& context) {
   const fs::path cache = run / (context.name + "-attacks.json");
-  const Json summary = read_json_or_null(run / "summary.json");
-  FLEXNN_CHECK(summary.is_object(), "evaluation: the run {} has no readable summary.json (is it trained?)",
-               run.string());
   const Json settings{{"evaluation", to_json(evaluation)},
-                      {"network", summary.value("training", Json())},
+                      {"network", network_record(run)},
                       {"source", source_record},
-                      {"examples", test.size()}};
-  if (const Json cached = read_json_or_null(cache); cached.is_object() && cached.value("settings", Json()) == settings)
+                      {"test", {{"data", context.data}, {"data_dir", context.data_dir.string()}, {"examples", test.size()}}}};
+  if (const Json cached = read_json_file(cache); cached.is_object() && cached.value("settings", Json()) == settings)
     return cached.at("report");
 
-  const models::LoadedModel loaded = models::load_model(run / "model.safetensors");
+  Generator masks(evaluation.seed);
+  const models::LoadedModel loaded = models::load_model(run / "model.safetensors", masks);
   loaded.model->to(context.device);
   check_data_fits(test, loaded.config, context.data);
   std::vector<attacks::AttackSpec> specs;
@@ -73,11 +86,6 @@ Json network_report(const PresetEvaluation& evaluation, const fs::path& run, nn:
   return j;
 }
 
-std::string cell(const std::optional<MeanSem>& m) {
-  if (!m) return "-";
-  return std::isnan(m->sem) ? fmt::format("{:.2f}", m->mean) : fmt::format("{:.2f} ± {:.2f}", m->mean, m->sem);
-}
-
 }  // namespace
 
 PresetEvaluation evaluation_from_json(const Json& json, const std::string& where) {
@@ -90,9 +98,12 @@ PresetEvaluation evaluation_from_json(const Json& json, const std::string& where
   PresetEvaluation e;
   for (size_t i = 0; i < json["attacks"].size(); ++i)
     e.plans.push_back(plan_from_json(json["attacks"][i], fmt::format("{}, attack plan {}", where, i + 1)));
-  if (json.contains("repeats")) e.repeats = static_cast<int>(whole_number(json["repeats"], "repeats", where, 1));
-  if (json.contains("seed")) e.seed = static_cast<uint64_t>(whole_number(json["seed"], "seed", where, 0));
-  if (json.contains("per_class")) e.per_class = whole_number(json["per_class"], "per_class", where, 0);
+  check_distinct(e.plans, where);
+  if (json.contains("repeats")) {
+    e.repeats = static_cast<int>(whole_number(json["repeats"], "repeats", where, 1, 100000));
+  }
+  if (json.contains("seed")) e.seed = static_cast<uint64_t>(whole_number(json["seed"], "seed", where, 0, std::numeric_limits<int64_t>::max()));
+  if (json.contains("per_class")) e.per_class = whole_number(json["per_class"], "per_class", where, 0, 1000000);
   if (json.contains("source")) {
     FLEXNN_CHECK(json["source"].is_string(), "{}: \"source\" must be a variant's name, found {}", where,
                  json["source"].dump());
@@ -120,11 +131,13 @@ Json run_evaluation(const PresetEvaluation& evaluation, const std::vector<Traine
   const datasets::ImageSource& test = subset ? static_cast<const datasets::ImageSource&>(*subset) : full_test;
   std::unique_ptr<models::LoadedModel> source;
   Json source_record;  // what the transfer attacks were crafted on, for the reuse check
+  Generator source_generator(evaluation.seed);  // for a random-mask source; outlives `source`
   if (!source_run.empty()) {
-    source = std::make_unique<models::LoadedModel>(models::load_model(source_run / "model.safetensors"));
+    source_record = network_record(source_run);
+    source = std::make_unique<models::LoadedModel>(
+        models::load_model(source_run / "model.safetensors", source_generator));
     source->model->to(context.device);
-    source_record = {{"run", source_run.string()},
-                     {"training", read_json_or_null(source_run / "summary.json").value("training", Json())}};
+    check_data_fits(test, source->config, context.data);
   }
   fmt::print("\nattacking {} test images per network ({} repeat(s) per attack)\n", test.size(), evaluation.repeats);
   std::fflush(stdout);
@@ -184,7 +197,7 @@ Json run_evaluation(const PresetEvaluation& evaluation, const std::vector<Traine
     fmt::print("{:<26}", row.key);
     for (const auto& variant_cells : cells) {
       const auto it = variant_cells.values.find(row.key);
-      fmt::print("{:>18}", cell(it == variant_cells.values.end() ? std::nullopt : std::optional<MeanSem>(it->second)));
+      fmt::print("{:>18}", it == variant_cells.values.end() ? "-" : format_mean_sem(it->second));
     }
     fmt::print("\n");
   }

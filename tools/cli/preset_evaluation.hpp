@@ -15,8 +15,10 @@
 // Statistics: each network's accuracy per attack is the mean over its repeats; a variant's is the
 // mean over its networks (seeds) with the SEM over seeds, or, for a single network, the SEM over
 // its repeats. Each network's attack report is kept beside it (<run>/NAME-attacks.json) and reused
-// while the network, the plans and the settings are unchanged, so an interrupted evaluation
-// continues where it stopped.
+// while the network (its options and weights file), the source, the test images and the settings
+// are unchanged, so an interrupted evaluation continues where it stopped. A random-mask network
+// draws its masks from a generator seeded by the evaluation's seed, so its report does not depend
+// on what else ran.
 #pragma once
 
 #include "datasets/image_source.hpp"
@@ -53,6 +55,7 @@ struct TrainedVariant {
 struct EvaluationContext {
   std::string name, title;          // the preset's, for file names and the chart
   std::string data;                 // the data set's name, for messages
+  std::filesystem::path data_dir;   // where it is (part of what a reused report was made on)
   std::filesystem::path out;        // NAME-attacks.json and NAME-attacks.svg go here
   Device device = kCPU;
   int64_t batch_size = 100, workers = 4;

@@ -120,6 +120,9 @@ Settings settings(const Preset& p, const PresetOptions& o) {
     s.evaluation = evaluation_from_json(e, fmt::format("preset {}: \"evaluation\"", p.name));
     if (o.repeats) s.evaluation->repeats = *o.repeats;
     if (o.attack_per_class) s.evaluation->per_class = *o.attack_per_class;
+    FLEXNN_CHECK(s.evaluation->per_class == 0 || held_in_memory(p.data),
+                 "preset {}: the evaluation's per_class needs a data set held in memory (fmnist, cifar10), but {} "
+                 "streams its images from disk", p.name, p.data);
   } else {
     FLEXNN_CHECK(!o.repeats && !o.attack_per_class,
                  "preset {}: --repeats and --attack-per-class set its evaluation, but it has none", p.name);
@@ -170,9 +173,6 @@ const Splits& splits_for(std::map<std::tuple<int64_t, int64_t, int64_t>, Splits>
   return splits;
 }
 
-std::string cell(double mean, double sem) {
-  return std::isnan(sem) ? fmt::format("{:.2f}", mean) : fmt::format("{:.2f} ± {:.2f}", mean, sem);
-}
 
 }  // namespace
 
@@ -221,6 +221,9 @@ Preset load_preset(const fs::path& file) {
   p.evaluation = j.value("evaluation", Json());
   FLEXNN_CHECK(!p.quick.contains("evaluation") || !p.evaluation.is_null(),
                "preset {}: \"quick\" changes \"evaluation\", which the preset lacks", file.string());
+  FLEXNN_CHECK(!p.quick.contains("evaluation") || p.quick["evaluation"].is_object(),
+               "preset {}: \"evaluation\" in \"quick\" must be a JSON object, found {}", file.string(),
+               p.quick.value("evaluation", Json()).dump());
   for (const bool quick : {false, true}) {
     if (p.evaluation.is_null()) break;
     const PresetEvaluation e = evaluation_from_json(
@@ -288,7 +291,6 @@ Json run_preset(const Preset& p, const PresetOptions& o) {
       Json curve = Json::array();
       // A run trained elsewhere (e.g. by `reproduce table2`) may have tested only after its last epoch.
       for (const Json& record : r.log) curve.push_back(record.value("test_accuracy", kNaN));
-      if (std::isnan(curve.back().get<double>())) curve.back() = r.summary.value("test_accuracy", kNaN);
       fmt::print("  test accuracy {:.2f}% after {} epoch(s) ({:.0f} s elapsed)\n", curve.back().get<double>(),
                  curve.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       std::fflush(stdout);
@@ -322,7 +324,8 @@ Json run_preset(const Preset& p, const PresetOptions& o) {
   fmt::print("\n{:<14}{:<48}{:>20}\n", "variant", "network", fmt::format("test % at epoch {}", s.epochs));
   for (const Json& v : variants)
     fmt::print("{:<14}{:<48}{:>20}\n", v["variant"].get<std::string>(), v["label"].get<std::string>(),
-               cell(v["final_mean"].get<double>(), v["sem"].back().is_number() ? v["sem"].back().get<double>() : kNaN));
+               format_mean_sem({v["final_mean"].get<double>(),
+                                v["sem"].back().is_number() ? v["sem"].back().get<double>() : kNaN}));
   fmt::print("mean ± SEM over {} seed(s); every epoch's in {}.json, plotted in {}.svg\n", s.seeds, p.name, p.name);
 
   const fs::path json_path = s.out / (p.name + ".json"), svg_path = s.out / (p.name + ".svg");
@@ -341,9 +344,12 @@ Json run_preset(const Preset& p, const PresetOptions& o) {
                                             [&](const PresetRun* r) { return r->variant != source; });
     const Splits& splits = splits_for(cache, data, config_for_data(first.model, p.data));
     report["evaluation"] = run_evaluation(*s.evaluation, targets, source_run, *splits.test,
-                                          {.name = p.name, .title = p.title, .data = p.data, .out = s.out,
-                                           .device = o.device, .batch_size = 100, .workers = o.workers});
+                                          {.name = p.name, .title = p.title, .data = p.data, .data_dir = data.dir,
+                                           .out = s.out, .device = o.device, .batch_size = 100,
+                                           .workers = o.workers});
     report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  } else if (s.evaluation) {
+    fmt::print("no network to attack: only the evaluation's source '{}' was run\n", source);
   }
   write_text_atomically(json_path, report.dump(2) + "\n", "JSON");
   fmt::print("wrote {} and {}\n", json_path.string(), svg_path.string());

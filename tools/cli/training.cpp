@@ -9,9 +9,11 @@
 #include "engine/generator.hpp"
 #include "engine/io/atomic_file.hpp"
 #include "engine/io/checkpoint.hpp"
+#include "engine/io/decimal.hpp"
 #include "engine/ops.hpp"
 #include "engine/optim/sgd.hpp"
 #include "engine/optim/step_lr.hpp"
+#include "tools/cli/json_file.hpp"
 #include "tools/cli/progress.hpp"
 #include "tools/cli/training_data.hpp"
 
@@ -113,19 +115,11 @@ std::string data_name(const TrainingOptions& o) {
   return o.data.empty() ? models::model_spec(o.model).dataset : o.data;
 }
 
-Json read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return Json::parse(in, nullptr, false);  // discarded (not an error) when unreadable
-}
-
 void write_log(const std::filesystem::path& path, const Json& log) {
   std::string text;
   for (const Json& record : log) text += record.dump() + "\n";
   write_text_atomically(path, text, "log");
 }
-
-// A float as its shortest decimal (0.9, not 0.8999999761581421), as a user wrote it.
-double decimal(float v) { return std::stod(fmt::format("{}", v)); }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -149,14 +143,14 @@ Json to_json(const TrainingOptions& o) {
                {"epochs", o.epochs},
                {"seed", o.seed},
                {"batch_size", o.batch_size},
-               {"lr", decimal(o.lr)},
-               {"momentum", decimal(o.momentum)},
-               {"weight_decay", decimal(o.weight_decay)},
+               {"lr", shortest_decimal(o.lr)},
+               {"momentum", shortest_decimal(o.momentum)},
+               {"weight_decay", shortest_decimal(o.weight_decay)},
                {"lr_step", o.lr_step},
-               {"lr_gamma", decimal(o.lr_gamma)},
+               {"lr_gamma", shortest_decimal(o.lr_gamma)},
                {"per_class", o.per_class}};
   if (!o.data.empty() && o.data != models::model_spec(o.model).dataset) json["data"] = o.data;
-  if (o.hflip > 0) json["hflip"] = decimal(o.hflip);
+  if (o.hflip > 0) json["hflip"] = shortest_decimal(o.hflip);
   if (o.test_per_class > 0) json["test_per_class"] = o.test_per_class;
   return json;
 }
@@ -270,7 +264,7 @@ TrainingRun train(const TrainingOptions& o, const datasets::ImageSource& full_tr
     FLEXNN_CHECK(std::isfinite(loss_sum), "train: the loss became {} in epoch {} (learning rate {} too high?)",
                  loss_sum, epoch + 1, lr);
     Json record = {{"epoch", epoch + 1},
-                   {"lr", decimal(lr)},
+                   {"lr", shortest_decimal(lr)},
                    {"train_loss", loss_sum / seen},
                    {"train_accuracy", 100.0 * correct / seen},
                    {"seconds", train_seconds},

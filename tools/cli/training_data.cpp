@@ -17,7 +17,7 @@ float default_hflip(std::string_view data) { return data == "cifar10" || data ==
 
 std::unique_ptr<datasets::ImageSource> open_split(const DataOptions& data, const models::ModelSpec& spec,
                                                   std::string_view split) {
-  const bool files = data.name == "imagenette" || data.name == "folder";
+  const bool files = !held_in_memory(data.name);
   FLEXNN_CHECK(files || !data.skip_bad,
                "--skip-bad applies to data sets read from image files (imagenette, folder), not to {}", data.name);
   datasets::ImageFolderOptions folder{.skip_bad = data.skip_bad};
@@ -47,6 +47,8 @@ void check_data_fits(const datasets::ImageSource& source, const models::Config& 
   }
   fail("data set {}: none of its {} examples could be read", data, source.size());
 }
+
+bool held_in_memory(std::string_view data) { return data == "fmnist" || data == "cifar10"; }
 
 std::optional<datasets::ImageDatasetSource> balanced_subset(const datasets::ImageSource& source, int64_t per_class,
                                                             uint64_t seed, const std::string& data,

@@ -44,6 +44,9 @@ std::unique_ptr<datasets::ImageSource> open_split(const DataOptions& data, const
 // `source` (the first readable one is looked at) have the model's channels, height and width.
 void check_data_fits(const datasets::ImageSource& source, const models::Config& config, std::string_view data);
 
+// Whether the data set is held in memory (fmnist, cifar10) rather than streamed from disk.
+bool held_in_memory(std::string_view data);
+
 // `per_class` examples of each class of an in-memory source (drawn by `seed`), owned; nullopt for
 // 0. Throws, naming `option` and the data set, when the source streams its images from disk.
 std::optional<datasets::ImageDatasetSource> balanced_subset(const datasets::ImageSource& source, int64_t per_class,
