@@ -2,7 +2,8 @@
 // full size, 10 000 records a file, since the catalogue reads the real layout) and Fashion-MNIST's
 // IDX files, and readers of the JSON the runs write. Image i of class c has a bright band of rows
 // that depends on c over dim noise, and is not left-right symmetric, so a model can learn the
-// classes and a horizontal flip changes the image. And the comparison of two checkpoints.
+// classes and a horizontal flip changes the image. And the comparison of two checkpoints, and a
+// substring count for checking the SVG charts.
 #pragma once
 
 #include "engine/io/checkpoint.hpp"
@@ -76,6 +77,13 @@ inline std::string write_fmnist(const std::filesystem::path& dir, uint32_t train
     write_binary(dir / (prefix + "-labels-idx1-ubyte"), labels);
   }
   return dir.string();
+}
+
+// How many times `what` occurs in `text` (overlapping occurrences counted).
+inline size_t count_occurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
 }
 
 inline std::string read_text(const std::filesystem::path& path) {

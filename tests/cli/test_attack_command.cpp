@@ -23,6 +23,7 @@
 #include <string>
 
 namespace fs = std::filesystem;
+using flexnn::testing::count_occurrences;
 using Catch::Contains;
 using flexnn::testing::CliResult;
 using flexnn::testing::read_json;
@@ -59,12 +60,6 @@ std::string checkpoint(const std::string& flex) {
 std::string attack_command(const std::string& checkpoint_path, const std::string& rest) {
   return fmt::format("attack --checkpoint {} --data-dir {} --threads 2 --batch-size 16 {}", checkpoint_path,
                      fmnist_dir(), rest);
-}
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
 }
 
 const Json& summary(const Json& report, const std::string& name, double eps) {
@@ -115,8 +110,8 @@ TEST_CASE("flexnn attack reports the library's accuracies, mean ± SEM over repe
   // The chart: accuracy against ε (0 and 0.3), a line per attack, error bars for the repeats' SEM.
   const std::string chart = flexnn::testing::read_text(svg);
   CHECK_THAT(chart, Contains("fmnist-small, pgd") && Contains("fmnist-small, square") && Contains("eps"));
-  CHECK(count(chart, "<circle class=\"point\"") == 3 * 2);
-  CHECK(count(chart, "<path class=\"error-bar\"") >= 1);  // PGD's two repeats differ at ε = 0.3
+  CHECK(count_occurrences(chart, "<circle class=\"point\"") == 3 * 2);
+  CHECK(count_occurrences(chart, "<path class=\"error-bar\"") >= 1);  // PGD's two repeats differ at ε = 0.3
 
   // The same plan through the library on the same checkpoint and data gives the same numbers.
   const flexnn::models::LoadedModel loaded = flexnn::models::load_model(model);

@@ -22,6 +22,7 @@
 #include <vector>
 
 namespace fs = std::filesystem;
+using flexnn::testing::count_occurrences;
 using Catch::Contains;
 using flexnn::testing::CliResult;
 using flexnn::testing::read_json;
@@ -55,12 +56,6 @@ CliResult run_ok(const std::string& args) {
   INFO(args << "\n" << r.output);
   REQUIRE(r.status == 0);
   return r;
-}
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
 }
 
 // Two fmnist-small variants attacked by an FGSM sweep, PGD and a transfer attack from a third.
@@ -138,8 +133,8 @@ TEST_CASE("a preset's evaluation attacks every network, averages over seeds, and
   // FGSM sweeps ε, so the chart is accuracy against ε (0: clean, 0.2, 0.4), a line per variant.
   const std::string svg = read_text(out / "tiny-attacks.svg");
   CHECK_THAT(svg, Contains("Baseline") && Contains("Flexible") && Contains("eps"));
-  CHECK(count(svg, "<g class=\"series\"") == 2);
-  CHECK(count(svg, "<circle class=\"point\"") == 6);
+  CHECK(count_occurrences(svg, "<g class=\"series\"") == 2);
+  CHECK(count_occurrences(svg, "<circle class=\"point\"") == 6);
 
   // Again: every report is reused as it is.
   const fs::path cache = out / "base" / "seed1" / "tiny-attacks.json";
@@ -258,15 +253,15 @@ TEST_CASE("flexnn reproduce table3 and fig4d --quick attack the paper's VGG16 ne
   REQUIRE(table3.at("variants").size() == 2);  // the surrogate only crafts the black-box attack
   CHECK(table3.at("source").at("run").get<std::string>().find("surrogate") != std::string::npos);
   // No ε sweep: bars, one per (measure, variant).
-  CHECK(count(read_text(tmp.path() / "table3" / "table3-attacks.svg"), "<rect class=\"bar\"") == 4 * 2);
+  CHECK(count_occurrences(read_text(tmp.path() / "table3" / "table3-attacks.svg"), "<rect class=\"bar\"") == 4 * 2);
 
   run_ok(fmt::format("reproduce fig4d {} --variants baseline,random --out {}", small, tmp.str("fig4d")));
   const Json fig4d = read_json(tmp.path() / "fig4d" / "fig4d-attacks.json");
   CHECK(fig4d.at("evaluation").at("attacks")[0].at("eps_space") == "normalized");
   CHECK(fig4d.at("measures").size() == 1 + 13 + 13);  // clean, FGSM and the worst case at each ε
   const std::string svg = read_text(tmp.path() / "fig4d" / "fig4d-attacks.svg");
-  CHECK(count(svg, "<g class=\"series\"") == 2);
-  CHECK(count(svg, "<circle class=\"point\"") == 2 * 14);  // ε = 0 (clean) and the 13 of the sweep
+  CHECK(count_occurrences(svg, "<g class=\"series\"") == 2);
+  CHECK(count_occurrences(svg, "<circle class=\"point\"") == 2 * 14);  // ε = 0 (clean) and the 13 of the sweep
 }
 
 TEST_CASE("robustness-audit reuses the networks reproduce table2 trained, and attacks them", "[cli][presets][attack]") {

@@ -23,6 +23,7 @@
 #include <vector>
 
 namespace fs = std::filesystem;
+using flexnn::testing::count_occurrences;
 using Catch::Contains;
 using flexnn::testing::CliResult;
 using flexnn::testing::read_json;
@@ -66,12 +67,6 @@ CliResult run_ok(const std::string& args) {
   INFO(args << "\n" << r.output);
   REQUIRE(r.status == 0);
   return r;
-}
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
 }
 
 }  // namespace
@@ -121,8 +116,8 @@ TEST_CASE("flexnn reproduce runs a preset: per-epoch accuracy, mean and SEM over
   // The chart: one line per variant, a point per epoch, labelled by the legend.
   const std::string svg = read_text(out / "tiny.svg");
   CHECK_THAT(svg, Catch::StartsWith("<svg") && Contains("Surrogate, lr 0.001") && Contains("Surrogate, lr 0.01"));
-  CHECK(count(svg, "<g class=\"series\"") == 2);
-  CHECK(count(svg, "<circle class=\"point\"") == 4);
+  CHECK(count_occurrences(svg, "<g class=\"series\"") == 2);
+  CHECK(count_occurrences(svg, "<circle class=\"point\"") == 4);
 
   // Run again: every run is reused as it is, and the report is the same.
   std::vector<fs::file_time_type> trained;

@@ -1,6 +1,7 @@
 // The SVG chart writer: documents are well formed, bars and points sit where their values say,
 // error bars appear exactly where errors are given, text is escaped, NaNs are skipped, bad input
 // throws, and files are written atomically.
+#include "cli/cli_files.hpp"
 #include "tools/cli/svg_chart.hpp"
 
 #include "engine/error.hpp"
@@ -16,6 +17,7 @@
 
 namespace {
 
+using flexnn::testing::count_occurrences;
 using flexnn::cli::BarChart;
 using flexnn::cli::LineChart;
 using flexnn::cli::Series;
@@ -44,12 +46,6 @@ bool well_formed(const std::string& svg) {
   }
   static const std::regex entity("&(?!(amp|lt|gt|quot|apos);)");
   return open.empty() && roots == 1 && !std::regex_search(svg, entity);
-}
-
-size_t count(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
 }
 
 // Every match of `pattern`, each as its captured groups converted to numbers.
@@ -120,8 +116,8 @@ TEST_CASE("bar chart: well formed, one bar per value, heights proportional to va
     CHECK(drawn[3 + c].x >= drawn[c].x + drawn[c].width);                // series side by side
     CHECK(drawn[3 + c].x < (c < 2 ? drawn[c + 1].x : 1e9));              // within the category's group
   }
-  CHECK(count(svg, "class=\"category\"") == 3);
-  CHECK(count(svg, "class=\"legend\"") == 2);
+  CHECK(count_occurrences(svg, "class=\"category\"") == 3);
+  CHECK(count_occurrences(svg, "class=\"legend\"") == 2);
   CHECK_THAT(svg, Catch::Contains(">Fashion-MNIST accuracy</text>") && Catch::Contains(">accuracy (%)</text>") &&
                       Catch::Contains(">ours clean</text>") && Catch::Contains(">standard</text>"));
   // The two series get different colours.
@@ -178,7 +174,7 @@ TEST_CASE("bar chart: error bars only where errors are given, sized by the error
     CHECK(e[0] == Approx(bar.x + bar.width / 2).margin(0.02));             // and on its middle
   }
   chart.series[1].errors.clear();
-  CHECK(count(render_svg(chart), "error-bar") == 0);
+  CHECK(count_occurrences(render_svg(chart), "error-bar") == 0);
 }
 
 TEST_CASE("bar chart: text is XML-escaped", "[svg]") {
@@ -272,10 +268,10 @@ TEST_CASE("line chart: points where the values say, NaN breaks the line, error b
     paths.push_back((*it)[1]);
   }
   REQUIRE(paths.size() == 2);
-  CHECK(count(paths[0], "M") == 2);
-  CHECK(count(paths[0], "L") == 2);
-  CHECK(count(paths[1], "M") == 1);
-  CHECK(count(paths[1], "L") == 4);
+  CHECK(count_occurrences(paths[0], "M") == 2);
+  CHECK(count_occurrences(paths[0], "L") == 2);
+  CHECK(count_occurrences(paths[1], "M") == 1);
+  CHECK(count_occurrences(paths[1], "L") == 4);
   // Errors 1, 3 and 1 are drawn (NaN error and NaN value are not), centred on their points.
   const auto drawn_errors = error_bars(svg);
   REQUIRE(drawn_errors.size() == 3);
