@@ -5,23 +5,35 @@
 //   prod[co][e][t] = u[e] x v[.][e]^T   one GEMM per point e (cpu::gemm),
 //   y[co][tile t] = A^T prod[co][.][t] A   the output transform.
 // The weight transform writes u[e] straight into the GEMM's packed layout (a cpu::PackedA per
-// point): the whole of it once per call, or, where the transformed input is small (few tiles, as
-// on VGG block 5's 3x3 maps: u 26 MB, v 6 MB), block of output channels by block, each block
-// multiplied as soon as it is made, so that u never goes through memory.
+// point). Three ways through the batch:
+// - tiled, where u is small enough to stay in the cache (VGG blocks 1 to 3): u is made once, then
+//   each thread takes blocks of 32 tiles through all three steps, the block's v and products
+//   staying in its cache; only the input and output planes go through memory;
+// - fused, where v is small (few tiles, as on VGG block 5's 3x3 maps: u 26 MB, v 6 MB): block of
+//   output channels by block, each block of u multiplied as soon as it is made, so that u never
+//   goes through memory;
+// - by groups of images otherwise: all of u once, then v, the products and the output per group.
 // The input gradient is the same with dy as input and the flipped, transposed weight. The weight
 // gradient is F(3 x 3, m x m) on the same points: v as above, z[t][e][co] from dy's m x m tiles,
 // sum[co][e][ci] = sum over t of z[t][e][co] v[t][e][ci] (one GEMM per point, tiles as the inner
 // dimension, groups accumulated in order), then A^T sum A per (co, ci) gives the 3 x 3 gradient.
 // The transforms run 16 lanes at a time (16 channels of a tile, or 16 tiles of a channel), so
-// they vectorise; channel and tile counts are padded to 16 with zeros. The transform-point index
-// sits between tile and channel, so each tile's transformed values are one contiguous block and
-// every GEMM reads them with a wider stride.
+// they vectorise; channel and tile counts are padded to 16 with zeros. Outside the tiled path the
+// transform-point index sits between tile and channel, so each tile's transformed values are one
+// contiguous block and every GEMM reads them with a wider stride; the tiled path keeps 16 tiles of
+// a channel together (v[e][c][t]), and, with AVX-512, cuts their patches out of whole rows of the
+// planes with permutes and interleaves their output rows back the same way.
 #include "kernels/cpu/winograd.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <numeric>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "engine/error.hpp"
 #include "kernels/cpu/gemm.hpp"
@@ -132,10 +144,12 @@ struct Problem {
 // Buffers kept between calls: the calling thread's transformed weight (one packed GEMM operand
 // per transform point), weight-gradient sums, transformed input, and products (or the weight
 // gradient's z), and each thread's channel-last copy of an image. The fused forward path uses
-// each thread's packed_points and product_buffer for its block of output channels.
+// each thread's packed_points and product_buffer for its block of output channels, the tiled
+// path each thread's block_input and block_product (64-byte aligned: whole cache lines).
 thread_local std::vector<PackedA> packed_points;
 thread_local std::vector<PackedB> packed_inputs;  // the fused path's v[.][e]^T, one per point
 thread_local std::vector<float> weight_buffer, input_buffer, product_buffer, stage_buffer;
+thread_local AlignedFloats block_input, block_product;
 
 // Where a tile sits in the group's output: its top-left element, and its rows and columns inside
 // the plane (fewer than m at the bottom and right edges).
@@ -152,13 +166,30 @@ float* grow(std::vector<float>& buffer, int64_t size) {
 
 // A group's transformed input and products together stay under this many floats (64 MiB).
 // Measured at batch 100, 2 threads: larger groups are faster (fewer passes over the transformed
-// weight; VGG block 3, 256 channels: 115 ms at 32 MiB, 107 at 64, 104 for the whole batch at
-// 118 MiB), so this trades a little speed for memory.
+// weight; VGG block 3, 256 channels, before it went through the tiled path: 115 ms at 32 MiB, 107
+// at 64, 104 for the whole batch at 118 MiB), so this trades a little speed for memory.
 constexpr int64_t kGroupFloats = int64_t{1} << 24;
 
 // The fused forward path (fused_forward) serves a batch whose transformed input is at most this
 // many floats (8 MiB: it is read once per block of output channels, from the cache).
 constexpr int64_t kFusedInputFloats = int64_t{1} << 21;
+
+// The tiled forward path (tiled_forward) serves shapes whose transformed weight, which every
+// block of tiles reads, is at most this many floats (16 MiB, half the L3 cache). Measured at batch
+// 100, 2 threads, against the other paths, forward / input gradient: VGG16's 32x32 (unpadded),
+// 30x30 and 15x15 planes (transformed weights of 0.15 to 2.4 M floats) 1.35-1.9x / 1.3-1.9x; its
+// 7x7 planes, 256 to 512 channels (4.7 M floats) 0.95-1.1x / 0.95-1.0x, 512 channels (9.4 M) 0.8x.
+constexpr int64_t kTiledWeightFloats = int64_t{1} << 22;
+// Tiles per block (measured on the shapes above: 16 is slower throughout; 64 up to 5 % faster on
+// 30x30 planes, 5-15 % slower on 15x15 ones).
+constexpr int64_t kTileBlock = 32;
+constexpr int kBlockLanes = kTileBlock / kLanes;
+
+// Whether the forward pass of F(m x m, 3 x 3) from `in_channels` to `out_channels` goes through
+// the tiled path.
+bool tiled(int m, int64_t in_channels, int64_t out_channels) {
+  return int64_t{m + 2} * (m + 2) * in_channels * out_channels <= kTiledWeightFloats;
+}
 
 template <int M>
 class Winograd {
@@ -174,6 +205,10 @@ class Winograd {
   // out = conv(in, weight) (+ bias); `flip` takes the input gradient's weight, u[o][i] = weight[i][o]
   // turned by 180 degrees. Per group: v[t][e][c], then prod[o][e][t] = u[e] x v[.][e]^T per point e.
   void forward(const float* in, const float* weight, bool flip, const float* bias, float* out) {
+    if (tiled(M, p_.in_channels, p_.out_channels)) {
+      tiled_forward(transform_weight(weight, flip), in, bias, out);
+      return;
+    }
     // The fused path for one group whose transformed input is small.
     const int64_t group = group_size(in_padded_ + p_.out_channels);
     const bool fused = group >= p_.n && kPoints * in_padded_ * padded_tiles(p_.n) <= kFusedInputFloats;
@@ -334,6 +369,204 @@ class Winograd {
     });
   }
 
+  // Tiles per segment: a segment's input columns (and output columns) fit two vectors.
+  static constexpr int kSegmentTiles = 2 * kLanes / M;
+
+  // A run of a lane group's lanes [lane, lane + count) whose tiles lie side by side in one tile
+  // row: their input patches start at row in_row, columns in_col + M * (l - lane) (of the planes
+  // of the image at `in`, possibly in the padding), their output tiles at out_row, out_col +
+  // M * (l - lane) (of the image at `out`); in_cols[q] has bit k set where column in_col + q M + k
+  // lies inside the plane, out_cols where column out_col + k holds one of the run's outputs.
+  struct Segment {
+    int lane, count;
+    int64_t in, out, in_row, in_col, out_row, out_col;
+    uint32_t in_cols[2], out_cols;
+  };
+
+  // A block's kLanes tiles, one to a vector lane (none past the last tile), as segments.
+  struct LaneGroup {
+    int segments = 0;
+    Segment segment[kLanes];
+  };
+
+  // Bits [begin, end) of 32 (none if end <= begin).
+  static uint32_t bit_range(int64_t begin, int64_t end) {
+    begin = std::clamp<int64_t>(begin, 0, 32);
+    end = std::clamp<int64_t>(end, 0, 32);
+    if (end <= begin) return 0;
+    return static_cast<uint32_t>(((uint64_t{1} << end) - 1) & ~((uint64_t{1} << begin) - 1));
+  }
+
+  // The lane group of the batch's tiles [t0, t0 + kLanes) (those below `tiles`, its tile count).
+  LaneGroup lane_group(int64_t t0, int64_t tiles) const {
+    const int64_t per_image = tiles_h_ * tiles_w_;
+    LaneGroup g;
+    for (int l = 0; l < kLanes && t0 + l < tiles; ++l) {
+      const int64_t t = t0 + l, image = t / per_image, ty = t % per_image / tiles_w_, tx = t % tiles_w_;
+      // The tile after the last lane's in its tile row (tx > 0) extends that lane's segment.
+      if (tx > 0 && g.segments > 0 && g.segment[g.segments - 1].count < kSegmentTiles) {
+        ++g.segment[g.segments - 1].count;
+        continue;
+      }
+      Segment& sg = g.segment[g.segments++];
+      sg.lane = l;
+      sg.count = 1;
+      sg.in = image * p_.in_channels * p_.h * p_.w;
+      sg.out = image * p_.out_channels * p_.out_h * p_.out_w;
+      sg.in_row = ty * M - p_.pad_h;
+      sg.in_col = tx * M - p_.pad_w;
+      sg.out_row = ty * M;
+      sg.out_col = tx * M;
+    }
+    for (int i = 0; i < g.segments; ++i) {
+      Segment& sg = g.segment[i];
+      for (int q = 0; q < 2; ++q) sg.in_cols[q] = bit_range(-sg.in_col - q * M, p_.w - sg.in_col - q * M);
+      sg.out_cols = bit_range(0, std::min<int64_t>(M * sg.count, p_.out_w - sg.out_col));
+    }
+    return g;
+  }
+
+  // The forward pass block by block of kTileBlock tiles, each thread its own blocks: the
+  // block's transformed input v[e][c][t] (a vector holds 16 tiles), one GEMM per point into
+  // prod[o][e][t], the output transform into the planes. Only the input, the transformed weight
+  // and the output go through memory; the rest stays in the thread's cache.
+  void tiled_forward(const PackedA* u, const float* in, const float* bias, float* out) const {
+    const int64_t tiles = p_.n * tiles_h_ * tiles_w_, k = p_.in_channels;
+    parallel_for(0, ceil_div(tiles, kTileBlock), 1, [&](int64_t b0, int64_t b1) {
+      float* v = block_input.reserve(kPoints * k * kTileBlock);
+      float* prod = block_product.reserve(p_.out_channels * kPoints * kTileBlock);
+      for (int64_t b = b0; b < b1; ++b) {
+        LaneGroup groups[kBlockLanes];
+        for (int g = 0; g < kBlockLanes; ++g) groups[g] = lane_group(b * kTileBlock + g * kLanes, tiles);
+        transform_block_input(in, groups, v);
+        for (int e = 0; e < kPoints; ++e)
+          gemm(u[e], false, kTileBlock, 1.0f, v + e * k * kTileBlock, kTileBlock, 0.0f, prod + e * kTileBlock,
+               kPoints * kTileBlock);
+        transform_block_output(prod, groups, bias, out);
+      }
+    });
+  }
+
+  // d[r][c][l] = the element (r, c) of lane l's patch of the plane at x (0 in the padding and
+  // for lanes without a tile). With AVX-512, per segment and patch row, the two vectors of
+  // columns from in_col + q M hold every column q M + phase of the segment's patches, which a
+  // permute takes out.
+  void load_patches(const float* x, const LaneGroup& g, float (&d)[kA][kA][kLanes]) const {
+#if defined(__AVX512F__)
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int s = 0; s < g.segments; ++s) {
+      const Segment& sg = g.segment[s];
+      const __mmask16 lanes = static_cast<__mmask16>(((1u << sg.count) - 1) << sg.lane);
+      __m512i at[M];  // lane l of the segment reads column M (l - lane) + phase of the two vectors
+      for (int phase = 0; phase < M; ++phase)
+        at[phase] = _mm512_add_epi32(_mm512_mullo_epi32(iota, _mm512_set1_epi32(M)),
+                                     _mm512_set1_epi32(phase - M * sg.lane));
+      for (int r = 0; r < kA; ++r) {
+        const int64_t row = sg.in_row + r;
+        const bool inside = row >= 0 && row < p_.h;  // else no lanes read, and the patch row is 0
+        for (int c = 0; c < kA; c += M) {
+          const uint32_t cols = inside ? sg.in_cols[c / M] : 0;
+          const float* src = x + sg.in + (inside ? row * p_.w : 0) + sg.in_col + c;
+          const __m512 lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(cols), src);
+          const __m512 hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(cols >> 16), src + kLanes);
+          for (int phase = 0; phase < M && c + phase < kA; ++phase) {
+            const __m512 picked = _mm512_permutex2var_ps(lo, at[phase], hi);
+            float* dst = d[r][c + phase];
+            _mm512_storeu_ps(dst, s == 0 ? _mm512_maskz_mov_ps(lanes, picked)
+                                         : _mm512_mask_blend_ps(lanes, _mm512_loadu_ps(dst), picked));
+          }
+        }
+      }
+    }
+    if (g.segments == 0) std::fill_n(&d[0][0][0], kA * kA * kLanes, 0.0f);
+#else
+    std::fill_n(&d[0][0][0], kA * kA * kLanes, 0.0f);
+    for (int s = 0; s < g.segments; ++s) {
+      const Segment& sg = g.segment[s];
+      for (int r = 0; r < kA; ++r) {
+        const int64_t row = sg.in_row + r;
+        if (row < 0 || row >= p_.h) continue;
+        for (int c = 0; c < kA; ++c)
+          for (int l = 0; l < sg.count; ++l) {
+            const int64_t col = sg.in_col + M * l + c;
+            if (col >= 0 && col < p_.w) d[r][c][sg.lane + l] = x[sg.in + row * p_.w + col];
+          }
+      }
+    }
+#endif
+  }
+
+  // The output tiles of the plane at y0 from y[i][j][l] (lane l's tile) plus b. With AVX-512,
+  // per segment and tile row, permutes interleave the M vectors of a row's columns into the two
+  // vectors of the segment's output row.
+  void store_tiles(const float (&y)[M][M][kLanes], float b, const LaneGroup& g, float* y0) const {
+#if defined(__AVX512F__)
+    // Output column k of a segment is column k mod M of lane k / M's tile.
+    constexpr auto columns = [](int first, int j) {
+      uint32_t bits = 0;
+      for (int k = 0; k < kLanes; ++k) bits |= uint32_t{(first + k) % M == j} << k;
+      return static_cast<__mmask16>(bits);
+    };
+    static constexpr auto tile_of = [] {  // k / M for the segment's output columns k
+      std::array<int32_t, 2 * kLanes> at{};
+      for (int k = 0; k < 2 * kLanes; ++k) at[k] = k / M;
+      return at;
+    }();
+    const __m512 add = _mm512_set1_ps(b);
+    for (int s = 0; s < g.segments; ++s) {
+      const Segment& sg = g.segment[s];
+      const __m512i lane = _mm512_set1_epi32(sg.lane);
+      const __m512i at_lo = _mm512_add_epi32(_mm512_loadu_si512(tile_of.data()), lane);
+      const __m512i at_hi = _mm512_add_epi32(_mm512_loadu_si512(tile_of.data() + kLanes), lane);
+      for (int i = 0; i < M && sg.out_row + i < p_.out_h; ++i) {
+        __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+        for (int j = 0; j < M; ++j) {
+          lo = _mm512_mask_permutexvar_ps(lo, columns(0, j), at_lo, _mm512_loadu_ps(y[i][j]));
+          hi = _mm512_mask_permutexvar_ps(hi, columns(kLanes, j), at_hi, _mm512_loadu_ps(y[i][j]));
+        }
+        float* dst = y0 + sg.out + (sg.out_row + i) * p_.out_w + sg.out_col;
+        _mm512_mask_storeu_ps(dst, static_cast<__mmask16>(sg.out_cols), _mm512_add_ps(lo, add));
+        _mm512_mask_storeu_ps(dst + kLanes, static_cast<__mmask16>(sg.out_cols >> 16), _mm512_add_ps(hi, add));
+      }
+    }
+#else
+    for (int s = 0; s < g.segments; ++s) {
+      const Segment& sg = g.segment[s];
+      for (int i = 0; i < M && sg.out_row + i < p_.out_h; ++i)
+        for (int k = 0; k < M * sg.count && sg.out_col + k < p_.out_w; ++k)
+          y0[sg.out + (sg.out_row + i) * p_.out_w + sg.out_col + k] = y[i][k % M][sg.lane + k / M] + b;
+    }
+#endif
+  }
+
+  // v[e][c][t] = (B^T d B)[e] for the block's tiles t, d each tile's patch of plane c.
+  void transform_block_input(const float* in, const LaneGroup* groups, float* v) const {
+    const int64_t plane = p_.h * p_.w, k = p_.in_channels;
+    for (int64_t c = 0; c < k; ++c)
+      for (int g = 0; g < kBlockLanes; ++g) {
+        float d[kA][kA][kLanes], t[kA][kA][kLanes];
+        load_patches(in + c * plane, groups[g], d);
+        sandwich(T::bt, T::bt, d, t);
+        for (int e = 0; e < kPoints; ++e)
+          std::copy_n(t[e / kA][e % kA], kLanes, v + (e * k + c) * kTileBlock + g * kLanes);
+      }
+  }
+
+  // The block's output tiles from prod[o][e][t], plus bias.
+  void transform_block_output(const float* prod, const LaneGroup* groups, const float* bias, float* out) const {
+    const int64_t plane = p_.out_h * p_.out_w;
+    for (int g = 0; g < kBlockLanes; ++g) {
+      if (groups[g].segments == 0) continue;
+      for (int64_t o = 0; o < p_.out_channels; ++o) {
+        float m[kA][kA][kLanes], y[M][M][kLanes];
+        for (int e = 0; e < kPoints; ++e)
+          std::copy_n(prod + (o * kPoints + e) * kTileBlock + g * kLanes, kLanes, m[e / kA][e % kA]);
+        sandwich(T::at, T::at, m, y);
+        store_tiles(y, bias != nullptr ? bias[o] : 0.0f, groups[g], out + o * plane);
+      }
+    }
+  }
+
   // v[t][e][c] = (p d p^T)[e] for the group's tiles t < padded and c < `channels` rounded up to
   // kLanes, d being the R x R patch of planes [h, w] (zero outside) at row ty * M - pad_h, column
   // tx * M - pad_w; zero for channels past `channels` and tiles past the `count` images'. Each
@@ -475,6 +708,8 @@ bool winograd_fits(const Conv2dShape& s) {
   return s.kh == 3 && s.kw == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h >= 0 && s.pad_h <= 2 &&
          s.pad_w >= 0 && s.pad_w <= 2;
 }
+
+bool winograd_tiled(const Conv2dShape& s, int m) { return tiled(m, s.c_in, s.c_out); }
 
 void winograd_forward(const Conv2dShape& s, int m, const float* x, const float* weight, const float* bias, float* y) {
   check(s, m);

@@ -16,6 +16,11 @@ namespace flexnn::cpu {
 // Whether a shape can go through Winograd: a 3x3 kernel, stride 1, padding 0, 1 or 2 each way.
 bool winograd_fits(const Conv2dShape& s);
 
+// Whether winograd_forward and winograd_backward_input of s with tiles of m take their tiles a
+// block at a time through the cache (where the transformed weight is small) rather than whole
+// groups of images at a time; both ways give the same bits.
+bool winograd_tiled(const Conv2dShape& s, int m);
+
 // y = conv(x, weight) + bias (bias may be null), with output tiles of m x m, m = 2, 3 or 4.
 void winograd_forward(const Conv2dShape& s, int m, const float* x, const float* weight, const float* bias, float* y);
 // dx = the gradient of the input given dy (overwrites dx), with input-gradient tiles of m x m.

@@ -1,9 +1,10 @@
 // Tests of the Winograd convolution (kernels/cpu/winograd.hpp) against direct convolution loops in
 // double written here: forward (with bias), input and weight gradients for every tile size on odd
-// plane sizes, 1x1 to 8x8 planes, paddings 0..2 (also unequal), channel counts that are not
-// multiples of 16; a batch split into groups against its images run one by one (and the weight
-// gradient against its halves); bit-identical results for any thread count; conv2d's dispatch to
-// it on a deep shape; errors for bad shapes.
+// plane sizes, 1x1 to 8x8 planes and a wide one, paddings 0..2 (also unequal), channel counts that
+// are not multiples of 16, through the tiled path and the others; a batch split into groups
+// against its halves, its images run one by one and a narrower layer through the tiled path, bit
+// for bit (and the weight gradient against its halves); bit-identical results for any thread
+// count; conv2d's dispatch to it on a deep shape; errors for bad shapes.
 #include <algorithm>
 #include <catch2/catch.hpp>
 
@@ -146,13 +147,17 @@ const std::vector<Conv2dShape> kShapes = {
     conv3x3(2, 20, 2, 2, 35, 2, 2),    // 2x2 plane, padding 2 (4x4 out)
     conv3x3(2, 40, 5, 11, 24, 0, 2),   // unequal padding
     conv3x3(1, 130, 7, 7, 48, 1, 1),   // 7x7 plane, channels past a multiple of 16
+    conv3x3(1, 6, 5, 71, 5, 1, 1),     // wide plane: more tiles to a tile row than a vector pair holds
+    conv3x3(1, 560, 3, 3, 480, 1, 1),  // a transformed weight too large for the tiled path
 };
 
 TEST_CASE("winograd forward and input gradient match direct loops for every tile size", "[winograd]") {
+  int tiled = 0, other = 0;
   for (const Conv2dShape& s : kShapes)
     for (int m = 2; m <= 4; ++m) {
       INFO("c_in " << s.c_in << " plane " << s.h << "x" << s.w << " c_out " << s.c_out << " pad " << s.pad_h << ","
-                   << s.pad_w << " m " << m);
+                   << s.pad_w << " m " << m << " tiled " << cpu::winograd_tiled(s, m));
+      ++(cpu::winograd_tiled(s, m) ? tiled : other);
       const std::vector<float> x = random_values(s.n * s.c_in * s.h * s.w, 1);
       const std::vector<float> w = random_values(s.c_out * s.c_in * 9, 2);
       const std::vector<float> b = random_values(s.c_out, 3);
@@ -167,41 +172,77 @@ TEST_CASE("winograd forward and input gradient match direct loops for every tile
       cpu::winograd_backward_weight(s, m, x.data(), dy.data(), dw.data());
       check_close(dw, direct_backward_weight(s, x, dy), tolerance(m));
     }
+  CHECK(tiled == 3 * (static_cast<int>(kShapes.size()) - 1));
+  CHECK(other == 3);
 }
 
-TEST_CASE("winograd over a batch of several groups equals its images run one by one", "[winograd]") {
-  // 60 images of 64 channels at 30x30 make two groups (kGroupFloats), and tile
-  // counts that are not multiples of 16; each GEMM's sums depend on its inner size only, so the
-  // batch must match the single images bit for bit. The batch transforms the whole weight once;
-  // a single image takes the fused path (its weight transformed block by block, each block
-  // multiplied at once), so this also holds the two paths to the same bits. The batch runs with
-  // one and with two threads.
-  const Conv2dShape s = conv3x3(60, 64, 30, 30, 64, 1, 1);
-  Conv2dShape one = s;
+TEST_CASE("winograd's grouped, fused and tiled paths give the same bits", "[winograd]") {
+  // 330 images of 2048 channels at 3x3 into 96: the transformed weight is too large for the tiled
+  // path, and the batch makes two groups (kGroupFloats) of tile counts that are not multiples of
+  // 16. Its halves make one group each (the input gradient's, whose transformed input is small,
+  // take the fused path), and a single image takes the fused path (its weight transformed block by
+  // block, each block multiplied at once). Each GEMM's sums depend on its inner size only and each
+  // output channel is a sum of its own, so the batch must match its halves and its images bit for
+  // bit, and its first 16 output channels a 16-channel layer's, which goes through the tiled path
+  // (for the input gradient, its first 16 input channels). The batch runs with one and with two
+  // threads.
+  const Conv2dShape s = conv3x3(330, 2048, 3, 3, 96, 1, 1);
+  Conv2dShape half = s, one = s, narrow_out = s, narrow_in = s;
+  half.n = s.n / 2;
   one.n = 1;
-  const int64_t in_image = s.c_in * s.h * s.w, out_image = s.c_out * s.out_plane();
+  narrow_out.c_out = narrow_in.c_in = 16;
+  const int64_t in_image = s.c_in * s.h * s.w, out_plane = s.out_plane(), out_image = s.c_out * out_plane;
   const std::vector<float> x = random_values(s.n * in_image, 5), w = random_values(s.c_out * s.c_in * 9, 6);
-  const std::vector<float> b = random_values(s.c_out, 7);
+  const std::vector<float> b = random_values(s.c_out, 7), dy = random_values(s.n * out_image, 8);
+  std::vector<float> w_narrow_in(s.c_out * 16 * 9);  // w[o][i] for i < 16
+  for (int64_t o = 0; o < s.c_out; ++o)
+    std::copy_n(w.begin() + o * s.c_in * 9, 16 * 9, w_narrow_in.begin() + o * 16 * 9);
   for (int m : {3, 4}) {
     INFO("m " << m);
-    std::vector<float> batch(s.n * out_image), single(s.n * out_image), dx_batch(s.n * in_image),
-        dx_single(s.n * in_image), one_thread(s.n * out_image), dx_one_thread(s.n * in_image);
+    CHECK(!cpu::winograd_tiled(s, m));
+    CHECK(cpu::winograd_tiled(narrow_out, m));
+    CHECK(cpu::winograd_tiled(narrow_in, m));
+    std::vector<float> y(s.n * out_image), dx(s.n * in_image), y_one_thread(y.size()), dx_one_thread(dx.size());
     testing::with_one_then_two_threads([&](int threads) {
-      cpu::winograd_forward(s, m, x.data(), w.data(), b.data(), batch.data());
-      cpu::winograd_backward_input(s, m, batch.data(), w.data(), dx_batch.data());
+      cpu::winograd_forward(s, m, x.data(), w.data(), b.data(), y.data());
+      cpu::winograd_backward_input(s, m, dy.data(), w.data(), dx.data());
       if (threads == 1) {
-        one_thread = batch;
-        dx_one_thread = dx_batch;
+        y_one_thread = y;
+        dx_one_thread = dx;
       }
     });
-    CHECK(testing::bit_identical(batch, one_thread));
-    CHECK(testing::bit_identical(dx_batch, dx_one_thread));
-    for (int64_t i = 0; i < s.n; ++i) {
-      cpu::winograd_forward(one, m, x.data() + i * in_image, w.data(), b.data(), single.data() + i * out_image);
-      cpu::winograd_backward_input(one, m, batch.data() + i * out_image, w.data(), dx_single.data() + i * in_image);
+    CHECK(testing::bit_identical(y, y_one_thread));
+    CHECK(testing::bit_identical(dx, dx_one_thread));
+    std::vector<float> y_parts(y.size()), dx_parts(dx.size());
+    for (int64_t first : {int64_t{0}, half.n}) {
+      cpu::winograd_forward(half, m, x.data() + first * in_image, w.data(), b.data(),
+                            y_parts.data() + first * out_image);
+      cpu::winograd_backward_input(half, m, dy.data() + first * out_image, w.data(),
+                                   dx_parts.data() + first * in_image);
     }
-    CHECK(testing::bit_identical(batch, single));
-    CHECK(testing::bit_identical(dx_batch, dx_single));
+    CHECK(testing::bit_identical(y, y_parts));
+    CHECK(testing::bit_identical(dx, dx_parts));
+    for (int64_t i : {int64_t{0}, int64_t{200}, s.n - 1}) {
+      INFO("image " << i);
+      std::vector<float> y_one(out_image), dx_one(in_image);
+      cpu::winograd_forward(one, m, x.data() + i * in_image, w.data(), b.data(), y_one.data());
+      cpu::winograd_backward_input(one, m, dy.data() + i * out_image, w.data(), dx_one.data());
+      const auto image_of = [i](const std::vector<float>& batch, int64_t size) {
+        return std::vector<float>(batch.begin() + i * size, batch.begin() + (i + 1) * size);
+      };
+      CHECK(testing::bit_identical(y_one, image_of(y, out_image)));
+      CHECK(testing::bit_identical(dx_one, image_of(dx, in_image)));
+    }
+    std::vector<float> y_narrow(s.n * 16 * out_plane), dx_narrow(s.n * 16 * s.h * s.w);
+    cpu::winograd_forward(narrow_out, m, x.data(), w.data(), b.data(), y_narrow.data());
+    cpu::winograd_backward_input(narrow_in, m, dy.data(), w_narrow_in.data(), dx_narrow.data());
+    std::vector<float> y_first(y_narrow.size()), dx_first(dx_narrow.size());  // the batch's first 16 channels
+    for (int64_t i = 0; i < s.n; ++i) {
+      std::copy_n(y.begin() + i * out_image, 16 * out_plane, y_first.begin() + i * 16 * out_plane);
+      std::copy_n(dx.begin() + i * in_image, 16 * s.h * s.w, dx_first.begin() + i * 16 * s.h * s.w);
+    }
+    CHECK(testing::bit_identical(y_narrow, y_first));
+    CHECK(testing::bit_identical(dx_narrow, dx_first));
   }
 }
 
@@ -234,23 +275,27 @@ TEST_CASE("winograd weight gradient sums its groups in order", "[winograd]") {
 }
 
 TEST_CASE("winograd is bit-identical for any thread count", "[winograd]") {
-  const Conv2dShape s = conv3x3(5, 72, 9, 9, 40, 1, 1);
-  const std::vector<float> x = random_values(s.n * s.c_in * s.h * s.w, 8), w = random_values(s.c_out * s.c_in * 9, 9);
-  const std::vector<float> dy = random_values(s.n * s.c_out * s.out_plane(), 10);
-  for (int m = 2; m <= 4; ++m) {
-    std::vector<float> y[2], dx[2], dw[2];
-    testing::with_one_then_two_threads([&](int threads) {
-      y[threads - 1].resize(dy.size());
-      dx[threads - 1].resize(x.size());
-      dw[threads - 1].resize(w.size());
-      cpu::winograd_forward(s, m, x.data(), w.data(), nullptr, y[threads - 1].data());
-      cpu::winograd_backward_input(s, m, dy.data(), w.data(), dx[threads - 1].data());
-      cpu::winograd_backward_weight(s, m, x.data(), dy.data(), dw[threads - 1].data());
-    });
-    CHECK(testing::bit_identical(y[0], y[1]));
-    CHECK(testing::bit_identical(dx[0], dx[1]));
-    CHECK(testing::bit_identical(dw[0], dw[1]));
-  }
+  // The first shape goes through the tiled path, the second (a large transformed weight, few tiles)
+  // through the fused one.
+  for (const Conv2dShape& s : {conv3x3(5, 72, 9, 9, 40, 1, 1), conv3x3(2, 560, 3, 3, 480, 1, 1)})
+    for (int m = 2; m <= 4; ++m) {
+      INFO("c_in " << s.c_in << " m " << m);
+      const std::vector<float> x = random_values(s.n * s.c_in * s.h * s.w, 8);
+      const std::vector<float> w = random_values(s.c_out * s.c_in * 9, 9);
+      const std::vector<float> dy = random_values(s.n * s.c_out * s.out_plane(), 10);
+      std::vector<float> y[2], dx[2], dw[2];
+      testing::with_one_then_two_threads([&](int threads) {
+        y[threads - 1].resize(dy.size());
+        dx[threads - 1].resize(x.size());
+        dw[threads - 1].resize(w.size());
+        cpu::winograd_forward(s, m, x.data(), w.data(), nullptr, y[threads - 1].data());
+        cpu::winograd_backward_input(s, m, dy.data(), w.data(), dx[threads - 1].data());
+        cpu::winograd_backward_weight(s, m, x.data(), dy.data(), dw[threads - 1].data());
+      });
+      CHECK(testing::bit_identical(y[0], y[1]));
+      CHECK(testing::bit_identical(dx[0], dx[1]));
+      CHECK(testing::bit_identical(dw[0], dw[1]));
+    }
 }
 
 TEST_CASE("conv2d of a deep 3x3 stride-1 shape goes through winograd and stays accurate", "[winograd]") {
