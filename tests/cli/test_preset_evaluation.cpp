@@ -150,7 +150,7 @@ TEST_CASE("a preset's evaluation attacks every network, averages over seeds, and
   CHECK(fs::last_write_time(cache) == written);  // base was not asked for
 }
 
-TEST_CASE("--quick replaces the evaluation's fields one by one", "[cli][presets][attack]") {
+TEST_CASE("a preset's --quick replaces its evaluation's fields one by one", "[cli][presets][attack]") {
   TempDir tmp("preset_eval_quick");
   Json preset = attack_preset();
   preset["quick"] = {{"seeds", 1}, {"evaluation", {{"repeats", 1}, {"per_class", 1}}}};
