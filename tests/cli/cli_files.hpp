@@ -7,8 +7,11 @@
 #pragma once
 
 #include "engine/io/checkpoint.hpp"
+#include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <cstdlib>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -55,6 +58,20 @@ inline std::string write_cifar10(const std::filesystem::path& dir) {
     write_binary(dir / (f == 0 ? std::string("test_batch.bin") : fmt::format("data_batch_{}.bin", f)), bytes);
   }
   return dir.string();
+}
+
+// One synthetic CIFAR-10 per test process (184 MB, written on first use, removed at exit).
+inline const std::string& shared_cifar10_dir() {
+  static const TempDir dir("cifar10");
+  static const std::string path = write_cifar10(dir.path());
+  return path;
+}
+
+// Writes `preset` as <dir>/<name>.json and points the CLI's preset search at `dir`.
+inline void use_preset(const std::filesystem::path& dir, const std::string& name, const nlohmann::json& preset) {
+  std::filesystem::create_directories(dir);
+  write_binary(dir / (name + ".json"), preset.dump(2));
+  REQUIRE(setenv("FLEXNN_PRESETS_DIR", dir.c_str(), 1) == 0);
 }
 
 inline void put_be32(std::string& out, uint32_t value) {

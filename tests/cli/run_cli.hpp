@@ -29,4 +29,12 @@ inline CliResult run_cli(const std::string& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
+// Runs `flexnn <args>` and requires it to succeed, showing the command and its output otherwise.
+inline CliResult run_ok(const std::string& args) {
+  CliResult r = run_cli(args);
+  INFO(args << "\n" << r.output);
+  REQUIRE(r.status == 0);
+  return r;
+}
+
 }  // namespace flexnn::testing

@@ -28,6 +28,7 @@ using Catch::Contains;
 using flexnn::testing::CliResult;
 using flexnn::testing::read_json;
 using flexnn::testing::run_cli;
+using flexnn::testing::run_ok;
 using flexnn::testing::TempDir;
 using Json = nlohmann::json;
 
@@ -37,13 +38,6 @@ const std::string& fmnist_dir() {
   static const TempDir dir("attack_fmnist");
   static const std::string path = flexnn::testing::write_fmnist(dir.path(), 300, 60);
   return path;
-}
-
-CliResult run_ok(const std::string& args) {
-  CliResult r = run_cli(args);
-  INFO(args << "\n" << r.output);
-  REQUIRE(r.status == 0);
-  return r;
 }
 
 // A fmnist-small checkpoint with flexible layers in `flex` mode, trained for one epoch (cached).

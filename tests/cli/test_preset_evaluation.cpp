@@ -28,6 +28,9 @@ using flexnn::testing::CliResult;
 using flexnn::testing::read_json;
 using flexnn::testing::read_text;
 using flexnn::testing::run_cli;
+using flexnn::testing::run_ok;
+using flexnn::testing::shared_cifar10_dir;
+using flexnn::testing::use_preset;
 using flexnn::testing::TempDir;
 using Json = nlohmann::json;
 
@@ -37,25 +40,6 @@ const std::string& fmnist_dir() {
   static const TempDir dir("preset_eval_fmnist");
   static const std::string path = flexnn::testing::write_fmnist(dir.path(), 200, 60);
   return path;
-}
-
-const std::string& cifar10_dir() {
-  static const TempDir dir("preset_eval_cifar10");
-  static const std::string path = flexnn::testing::write_cifar10(dir.path());
-  return path;
-}
-
-void use_preset(const fs::path& dir, const std::string& name, const Json& preset) {
-  fs::create_directories(dir);
-  flexnn::testing::write_binary(dir / (name + ".json"), preset.dump(2));
-  REQUIRE(setenv("FLEXNN_PRESETS_DIR", dir.c_str(), 1) == 0);
-}
-
-CliResult run_ok(const std::string& args) {
-  CliResult r = run_cli(args);
-  INFO(args << "\n" << r.output);
-  REQUIRE(r.status == 0);
-  return r;
 }
 
 // Two fmnist-small variants attacked by an FGSM sweep, PGD and a transfer attack from a third.
@@ -246,7 +230,7 @@ TEST_CASE("flexnn reproduce table3 and fig4d --quick attack the paper's VGG16 ne
   TempDir tmp("table3");
   const std::string small = fmt::format("--quick --per-class 2 --test-per-class 1 --batch-size 10 --attack-per-class 1 "
                                         "--repeats 1 --data-dir {} --threads 2",
-                                        cifar10_dir());
+                                        shared_cifar10_dir());
   run_ok(fmt::format("reproduce table3 {} --out {}", small, tmp.str("table3")));
   const Json table3 = read_json(tmp.path() / "table3" / "table3-attacks.json");
   CHECK(table3.at("measures") == Json({"clean", "pgd @ 0.031", "transfer @ 0.031", "worst case @ 0.031"}));

@@ -30,23 +30,13 @@ using flexnn::testing::read_json;
 using flexnn::testing::read_jsonl;
 using flexnn::testing::read_text;
 using flexnn::testing::run_cli;
+using flexnn::testing::run_ok;
+using flexnn::testing::shared_cifar10_dir;
+using flexnn::testing::use_preset;
 using flexnn::testing::TempDir;
 using Json = nlohmann::json;
 
 namespace {
-
-const std::string& cifar10_dir() {
-  static const TempDir dir("cifar10");
-  static const std::string path = flexnn::testing::write_cifar10(dir.path());
-  return path;
-}
-
-// Writes `preset` as <dir>/<name>.json and points the CLI's preset search at `dir`.
-void use_preset(const fs::path& dir, const std::string& name, const Json& preset) {
-  fs::create_directories(dir);
-  flexnn::testing::write_binary(dir / (name + ".json"), preset.dump(2));
-  REQUIRE(setenv("FLEXNN_PRESETS_DIR", dir.c_str(), 1) == 0);
-}
 
 // Two conv2d-surrogate variants that differ only in learning rate.
 Json tiny_preset() {
@@ -62,13 +52,6 @@ Json tiny_preset() {
             {{"variant", "fast"}, {"label", "Surrogate, lr 0.01"}, {"model", {{"model", "conv2d-surrogate"}}}}}}};
 }
 
-CliResult run_ok(const std::string& args) {
-  CliResult r = run_cli(args);
-  INFO(args << "\n" << r.output);
-  REQUIRE(r.status == 0);
-  return r;
-}
-
 }  // namespace
 
 TEST_CASE("flexnn reproduce runs a preset: per-epoch accuracy, mean and SEM over seeds, a chart, reused runs",
@@ -77,7 +60,7 @@ TEST_CASE("flexnn reproduce runs a preset: per-epoch accuracy, mean and SEM over
   use_preset(tmp.path() / "presets", "tiny", tiny_preset());
   const fs::path out = tmp.path() / "out";
   const std::string command =
-      fmt::format("reproduce tiny --data-dir {} --out {} --threads 2", cifar10_dir(), out.string());
+      fmt::format("reproduce tiny --data-dir {} --out {} --threads 2", shared_cifar10_dir(), out.string());
   const CliResult first = run_ok(command);
   CHECK_THAT(first.output, Contains("Tiny test preset") && Contains("Surrogate, lr 0.001"));
 
@@ -144,7 +127,7 @@ TEST_CASE("flexnn reproduce runs a preset: per-epoch accuracy, mean and SEM over
 TEST_CASE("flexnn reproduce --quick takes the preset's quick settings", "[cli][presets]") {
   TempDir tmp("quick");
   use_preset(tmp.path() / "presets", "tiny", tiny_preset());
-  run_ok(fmt::format("reproduce tiny --quick --data-dir {} --out {} --threads 2", cifar10_dir(), tmp.str("out")));
+  run_ok(fmt::format("reproduce tiny --quick --data-dir {} --out {} --threads 2", shared_cifar10_dir(), tmp.str("out")));
   const Json report = read_json(tmp.path() / "out" / "tiny.json");
   CHECK(report.at("label") == "quick");
   CHECK(report.at("epochs") == 1);
@@ -169,7 +152,7 @@ TEST_CASE("flexnn reproduce names what is wrong with a preset before training an
 
   const auto expect_error = [&](const std::string& name, const std::vector<std::string>& words,
                                 const std::string& extra = "") {
-    const CliResult r = run_cli(fmt::format("reproduce {} --data-dir {} --out {} {}", name, cifar10_dir(),
+    const CliResult r = run_cli(fmt::format("reproduce {} --data-dir {} --out {} {}", name, shared_cifar10_dir(),
                                             tmp.str(name), extra));
     INFO(r.output);
     CHECK(r.status == 1);
@@ -188,7 +171,7 @@ TEST_CASE("flexnn reproduce fig4b --quick runs the paper's three VGG16 networks"
   const fs::path out = tmp.path() / "fig4b";
   run_ok(fmt::format("reproduce fig4b --quick --epochs 1 --seeds 1 --per-class 2 --test-per-class 1 --batch-size 10 "
                      "--variants baseline,random --data-dir {} --out {} --threads 2",
-                     cifar10_dir(), out.string()));
+                     shared_cifar10_dir(), out.string()));
   const Json report = read_json(out / "fig4b.json");
   CHECK(report.at("label") == "quick");
   CHECK(report.at("seeds") == 1);  // the flag over the preset's quick seeds

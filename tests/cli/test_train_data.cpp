@@ -24,31 +24,19 @@ using flexnn::testing::CliResult;
 using flexnn::testing::read_json;
 using flexnn::testing::read_jsonl;
 using flexnn::testing::run_cli;
+using flexnn::testing::run_ok;
+using flexnn::testing::shared_cifar10_dir;
 using flexnn::testing::same_tensors;
 using flexnn::testing::TempDir;
 using Json = nlohmann::json;
 
 namespace {
 
-// A synthetic CIFAR-10 for this process (184 MB, written once).
-const std::string& cifar10_dir() {
-  static const TempDir dir("cifar10");
-  static const std::string path = flexnn::testing::write_cifar10(dir.path());
-  return path;
-}
-
 // conv2d-surrogate on 3 training and 2 test images per class: a fraction of a second an epoch.
 std::string surrogate(const std::string& out, int epochs, const std::string& extra = "") {
   return fmt::format("train --model conv2d-surrogate --data cifar10 --data-dir {} --per-class 3 --test-per-class 2 "
                      "--batch-size 10 --lr 0.01 --seed 5 --threads 2 --epochs {} --out {} {}",
-                     cifar10_dir(), epochs, out, extra);
-}
-
-CliResult run_ok(const std::string& args) {
-  CliResult r = run_cli(args);
-  INFO(args << "\n" << r.output);
-  REQUIRE(r.status == 0);
-  return r;
+                     shared_cifar10_dir(), epochs, out, extra);
 }
 
 // An Imagenette tree: `per_class` training and one validation JPEG per wnid, 40x48 pixels. (The
@@ -106,7 +94,7 @@ TEST_CASE("flexnn train builds VGG16 from --flex and --flex-mode and trains it o
   const std::string command = fmt::format(
       "train --model vgg16 --flex single --flex-mode random --data-dir {} --per-class 2 --test-per-class 1 "
       "--batch-size 10 --epochs 1 --threads 2 --out {}",
-      cifar10_dir(), tmp.str("vgg"));
+      shared_cifar10_dir(), tmp.str("vgg"));
   const CliResult r = run_ok(command);
   CHECK_THAT(r.output, Contains("vgg16 (flex single, flex_mode random) on cifar10"));
   const Json config = read_json(tmp.path() / "vgg" / "summary.json").at("config");
@@ -118,7 +106,7 @@ TEST_CASE("flexnn train builds VGG16 from --flex and --flex-mode and trains it o
 
   // A flexible mode of another model is the registry's error, listing vgg16's.
   const CliResult bad = run_cli(fmt::format("train --model vgg16 --flex standard --data-dir {} --out {}",
-                                            cifar10_dir(), tmp.str("bad")));
+                                            shared_cifar10_dir(), tmp.str("bad")));
   CHECK(bad.status == 1);
   CHECK_THAT(bad.output, Contains("error:") && Contains("'standard'") && Contains("none, single, all"));
   CHECK_FALSE(fs::exists(tmp.path() / "bad" / "model.safetensors"));
@@ -127,7 +115,7 @@ TEST_CASE("flexnn train builds VGG16 from --flex and --flex-mode and trains it o
 TEST_CASE("flexnn train and eval refuse a data set that does not fit the model, naming both", "[cli][presets]") {
   TempDir tmp("mismatch");
   const CliResult grey_model = run_cli(fmt::format("train --model fmnist-small --data cifar10 --data-dir {} --out {}",
-                                                   cifar10_dir(), tmp.str("a")));
+                                                   shared_cifar10_dir(), tmp.str("a")));
   CHECK(grey_model.status == 1);
   CHECK_THAT(grey_model.output,
              Contains("fmnist-small") && Contains("1x28x28") && Contains("cifar10") && Contains("3x32x32"));
