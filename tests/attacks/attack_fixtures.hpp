@@ -1,5 +1,5 @@
 // Tiny models with known answers for the attack tests: a linear classifier and its analytic L∞
-// worst case, a small nonlinear net, a model with a random-mask flexible layer, data sets built
+// worst case (and a random problem built on them), a small nonlinear net, a model with a random-mask flexible layer, data sets built
 // from tensors, and margins computed directly from a model's logits.
 #pragma once
 
@@ -43,6 +43,41 @@ inline double linf_worst_margin(const std::vector<float>& x, const std::vector<f
     worst = std::min(worst, m);
   }
   return worst;
+}
+
+// A random linear classifier (weights N(0, 0.5), biases N(0, 0.2), drawn from gen) of `classes`
+// classes on n images of side × side pixels made by make_inputs(shape, gen), each labelled with its
+// clean prediction (so every clean margin is positive), with each example's analytic worst margin
+// over the L∞ ball of radius eps.
+struct LinearProblem {
+  std::vector<float> w, b;
+  std::shared_ptr<LinearClassifier> model;
+  Tensor x;
+  std::vector<float> xv;  // x's values
+  std::vector<int64_t> y;
+  std::vector<double> worst;
+};
+
+template <typename MakeInputs>
+LinearProblem linear_problem(int64_t classes, int64_t n, int64_t side, float eps, Generator& gen,
+                             MakeInputs make_inputs) {
+  const int64_t d = side * side;
+  LinearProblem p;
+  p.w = Tensor::randn({classes, d}, gen, 0.0f, 0.5f).to_vector();
+  p.b = Tensor::randn({classes}, gen, 0.0f, 0.2f).to_vector();
+  p.model = std::make_shared<LinearClassifier>(Tensor::from_vector(p.w, {classes, d}),
+                                               Tensor::from_vector(p.b, {classes}));
+  p.model->eval();
+  p.x = make_inputs(Shape{n, 1, side, side}, gen);
+  p.xv = p.x.to_vector();
+  {
+    NoGradGuard no_grad;
+    const Tensor predicted = ops::argmax((*p.model)(p.x), 1);
+    p.y.assign(predicted.data<int64_t>(), predicted.data<int64_t>() + n);
+  }
+  for (int64_t i = 0; i < n; ++i)
+    p.worst.push_back(linf_worst_margin({p.xv.begin() + i * d, p.xv.begin() + (i + 1) * d}, p.w, p.b, p.y[i], eps));
+  return p;
 }
 
 // conv C→3 (3×3) → ReLU → linear to `classes`: nonlinear, with input gradients almost everywhere.

@@ -84,23 +84,16 @@ TEST_CASE("apgd halves an example's step exactly when a condition holds at a che
 }
 
 TEST_CASE("apgd stays in the eps-ball and [0, 1] and reaches the linear worst case", "[attacks][apgd]") {
-  constexpr int64_t N = 40, S = 4, D = S * S;
+  constexpr int64_t N = 40, S = 4;
   for (const int64_t classes : {2, 4}) {
     CAPTURE(classes);
     Generator gen(50 + classes);
-    const std::vector<float> w = Tensor::randn({classes, D}, gen, 0.0f, 0.5f).to_vector();
-    const std::vector<float> b = Tensor::randn({classes}, gen, 0.0f, 0.2f).to_vector();
-    testing::LinearClassifier model(Tensor::from_vector(w, {classes, D}), Tensor::from_vector(b, {classes}));
-    model.eval();
-    const Tensor x = Tensor::rand({N, 1, S, S}, gen);
-    const std::vector<float> xv = x.to_vector();
-    std::vector<int64_t> y;
-    {
-      NoGradGuard no_grad;
-      const Tensor p = ops::argmax(model(x), 1);
-      y.assign(p.data<int64_t>(), p.data<int64_t>() + N);
-    }
     const float eps = 0.1f;
+    const testing::LinearProblem p = testing::linear_problem(classes, N, S, eps, gen, [](const Shape& shape, Generator& g) { return Tensor::rand(shape, g); });
+    testing::LinearClassifier& model = *p.model;
+    const Tensor& x = p.x;
+    const std::vector<float>& xv = p.xv;
+    const std::vector<int64_t>& y = p.y;
     const attacks::GradientOptions loss{.loss = classes == 2 ? attacks::AttackLoss::cross_entropy
                                                              : attacks::AttackLoss::dlr};
     const Tensor adv = attacks::apgd(model, x, Tensor::from_indices(y, {N}), {.eps = eps}, {.iterations = 50}, loss,
@@ -115,8 +108,7 @@ TEST_CASE("apgd stays in the eps-ball and [0, 1] and reaches the linear worst ca
     const std::vector<double> reached = testing::margins(model, adv, y);
     int breakable = 0, broken = 0, robust = 0;
     for (int64_t i = 0; i < N; ++i) {
-      const double worst =
-          testing::linf_worst_margin({xv.begin() + i * D, xv.begin() + (i + 1) * D}, w, b, y[i], eps);
+      const double worst = p.worst[i];
       CAPTURE(i, worst, reached[i]);
       CHECK(reached[i] >= worst - 1e-5);
       if (worst < -0.05) ++breakable, broken += reached[i] < 0;

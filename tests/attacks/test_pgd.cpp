@@ -141,34 +141,20 @@ TEST_CASE("pgd takes TRADES' step from an unclamped random start", "[attacks][pg
 }
 
 TEST_CASE("pgd reaches the analytic L-inf worst case of linear classifiers", "[attacks][pgd]") {
-  constexpr int64_t N = 40, S = 4, D = S * S;
+  constexpr int64_t N = 40, S = 4;
   for (const int64_t classes : {2, 4}) {
     CAPTURE(classes);
     Generator gen(classes);
-    const std::vector<float> w = Tensor::randn({classes, D}, gen, 0.0f, 0.5f).to_vector();
-    const std::vector<float> b = Tensor::randn({classes}, gen, 0.0f, 0.2f).to_vector();
-    testing::LinearClassifier model(Tensor::from_vector(w, {classes, D}), Tensor::from_vector(b, {classes}));
-    model.eval();
-    const Tensor x = random_inputs({N, 1, S, S}, gen);
-    const std::vector<float> xv = x.to_vector();
-    // Each example labelled with its clean prediction, so that the clean margins are positive.
-    std::vector<int64_t> y;
-    {
-      NoGradGuard no_grad;
-      const Tensor p = ops::argmax(model(x), 1);
-      y.assign(p.data<int64_t>(), p.data<int64_t>() + N);
-    }
     const float eps = 0.1f;
-    std::vector<double> worst;
-    int broken = 0;
-    for (int64_t i = 0; i < N; ++i) {
-      worst.push_back(testing::linf_worst_margin({xv.begin() + i * D, xv.begin() + (i + 1) * D}, w, b, y[i], eps));
-      broken += worst.back() < 0;
-    }
+    const testing::LinearProblem p = testing::linear_problem(classes, N, S, eps, gen, random_inputs);
+    testing::LinearClassifier& model = *p.model;
+    const std::vector<int64_t>& y = p.y;
+    const std::vector<double>& worst = p.worst;
+    const auto broken = std::count_if(worst.begin(), worst.end(), [](double m) { return m < 0; });
     REQUIRE(broken > 5);      // the set has examples an optimal attack breaks,
     REQUIRE(broken < N - 5);  // and examples it cannot
     Generator attack_gen(9);
-    const Tensor adv = attacks::pgd(model, x, Tensor::from_indices(y, {N}), {.eps = eps},
+    const Tensor adv = attacks::pgd(model, p.x, Tensor::from_indices(y, {N}), {.eps = eps},
                                     {.steps = 20, .step_size = eps / 4}, {}, attack_gen)
                            .adversarial;
     const std::vector<double> reached = testing::margins(model, adv, y);
