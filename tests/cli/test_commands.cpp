@@ -6,6 +6,7 @@
 
 #include "temp_dir.hpp"
 
+#include "cli/cli_files.hpp"
 #include "cli/run_cli.hpp"
 #include "engine/io/checkpoint.hpp"
 
@@ -18,13 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -35,6 +32,8 @@ extern char** environ;
 namespace fs = std::filesystem;
 using Catch::Contains;
 using flexnn::testing::CliResult;
+using flexnn::testing::read_json;
+using flexnn::testing::read_jsonl;
 using flexnn::testing::run_cli;
 using Json = nlohmann::json;
 
@@ -46,81 +45,8 @@ constexpr const char* kFast = "--threads 2 --lr 0.01 --batch-size 20";
 // A fresh directory under the system temp dir, removed with everything in it at scope exit.
 using flexnn::testing::TempDir;
 
-void put_be32(std::string& out, uint32_t value) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(value >> shift));
-}
-
-void write_file(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// One split as two plain IDX files: image i is of class i % 10, a bright horizontal bar whose rows
-// depend on the class (rows 2c+2 .. 2c+5) over a dim noisy background.
-void write_split(const fs::path& dir, const std::string& prefix, uint32_t count, uint32_t seed) {
-  constexpr uint32_t kSide = 28;
-  std::mt19937 rng(seed);
-  std::string images, labels;
-  put_be32(images, 2051);
-  put_be32(images, count);
-  put_be32(images, kSide);
-  put_be32(images, kSide);
-  put_be32(labels, 2049);
-  put_be32(labels, count);
-  for (uint32_t i = 0; i < count; ++i) {
-    const uint32_t label = i % 10;
-    labels.push_back(static_cast<char>(label));
-    for (uint32_t row = 0; row < kSide; ++row) {
-      const bool bar = row >= 2 * label + 2 && row < 2 * label + 6;
-      for (uint32_t col = 0; col < kSide; ++col)
-        images.push_back(static_cast<char>(bar ? 200 + rng() % 56 : rng() % 61));
-    }
-  }
-  write_file(dir / (prefix + "-images-idx3-ubyte"), images);
-  write_file(dir / (prefix + "-labels-idx1-ubyte"), labels);
-}
-
 // A Fashion-MNIST-format data set in `dir`: `train` training and 100 test images.
-std::string write_dataset(const fs::path& dir, uint32_t train) {
-  fs::create_directories(dir);
-  write_split(dir, "train", train, 1);
-  write_split(dir, "t10k", 100, 2);
-  return dir.string();
-}
-
-std::vector<Json> read_jsonl(const fs::path& path) {
-  std::vector<Json> records;
-  std::istringstream lines(read_file(path));
-  for (std::string line; std::getline(lines, line);) records.push_back(Json::parse(line));
-  return records;
-}
-
-Json read_json(const fs::path& path) { return Json::parse(read_file(path)); }
-
-// Every tensor of two safetensors files is equal bit for bit (same names, order, dtypes, shapes).
-void require_same_tensors(const fs::path& a, const fs::path& b) {
-  const flexnn::TensorFile fa = flexnn::load_tensors(a), fb = flexnn::load_tensors(b);
-  REQUIRE(fa.tensors.size() == fb.tensors.size());
-  REQUIRE(!fa.tensors.empty());
-  for (size_t i = 0; i < fa.tensors.size(); ++i) {
-    const auto& [name_a, ta] = fa.tensors[i];
-    const auto& [name_b, tb] = fb.tensors[i];
-    INFO("tensor " << name_a);
-    REQUIRE(name_a == name_b);
-    REQUIRE(ta.dtype() == tb.dtype());
-    REQUIRE(ta.shape() == tb.shape());
-    CHECK(std::memcmp(ta.raw_data(), tb.raw_data(), ta.nbytes()) == 0);
-  }
-}
+std::string write_dataset(const fs::path& dir, uint32_t train) { return flexnn::testing::write_fmnist(dir, train, 100); }
 
 // `flexnn <args>` (split at spaces) started in the background with its output sent to `log`.
 pid_t spawn_cli(const std::string& args, const fs::path& log) {
@@ -200,7 +126,7 @@ TEST_CASE("flexnn train --resume reaches the same weights as an uninterrupted ru
     INFO(resumed.output);
     REQUIRE(resumed.status == 0);
     CHECK_THAT(resumed.output, Contains("resuming"));
-    require_same_tensors(fs::path(a) / "model.safetensors", fs::path(b) / "model.safetensors");
+    CHECK(flexnn::testing::same_tensors(fs::path(a) / "model.safetensors", fs::path(b) / "model.safetensors"));
     const std::vector<Json> log_a = read_jsonl(fs::path(a) / "log.jsonl"), log_b = read_jsonl(fs::path(b) / "log.jsonl");
     REQUIRE(log_a.size() == 3);
     REQUIRE(log_b.size() == 3);
@@ -232,7 +158,7 @@ TEST_CASE("flexnn train --resume continues a SIGKILLed run to the uninterrupted 
     REQUIRE(::kill(pid, SIGKILL) == 0);
     REQUIRE(::waitpid(pid, &status, 0) == pid);
   }
-  INFO(read_file(tmp.path() / "killed.txt"));
+  INFO(flexnn::testing::read_text(tmp.path() / "killed.txt"));
   REQUIRE(fs::exists(log));
   REQUIRE(WIFSIGNALED(status));  // killed, not finished
   const size_t epochs_done = read_jsonl(log).size();
@@ -245,7 +171,7 @@ TEST_CASE("flexnn train --resume continues a SIGKILLed run to the uninterrupted 
   REQUIRE(resumed.status == 0);
   CHECK_THAT(resumed.output, Contains("resuming"));
   CHECK(read_jsonl(log).size() == 3);
-  require_same_tensors(fs::path(a) / "model.safetensors", fs::path(b) / "model.safetensors");
+  CHECK(flexnn::testing::same_tensors(fs::path(a) / "model.safetensors", fs::path(b) / "model.safetensors"));
 }
 
 TEST_CASE("flexnn train refuses to overwrite a run, and --resume refuses other options", "[cli][commands]") {
@@ -253,13 +179,13 @@ TEST_CASE("flexnn train refuses to overwrite a run, and --resume refuses other o
   const std::string data = write_dataset(tmp.path() / "data", 300);
   const std::string out = tmp.str("run");
   REQUIRE(run_cli(train_command(out, data, 1)).status == 0);
-  const std::string model = read_file(fs::path(out) / "model.safetensors");
+  const std::string model = flexnn::testing::read_text(fs::path(out) / "model.safetensors");
 
   const CliResult again = run_cli(train_command(out, data, 1));
   INFO(again.output);
   CHECK(again.status == 1);
   CHECK_THAT(again.output, Contains("error:") && Contains("--resume"));
-  CHECK(read_file(fs::path(out) / "model.safetensors") == model);
+  CHECK(flexnn::testing::read_text(fs::path(out) / "model.safetensors") == model);
 
   const CliResult other_momentum = run_cli(train_command(out, data, 2, "--resume --momentum 0.5"));
   INFO(other_momentum.output);
@@ -269,7 +195,7 @@ TEST_CASE("flexnn train refuses to overwrite a run, and --resume refuses other o
   INFO(other_flex.output);
   CHECK(other_flex.status == 1);
   CHECK_THAT(other_flex.output, Contains("error:") && Contains("\"random\""));
-  CHECK(read_file(fs::path(out) / "model.safetensors") == model);
+  CHECK(flexnn::testing::read_text(fs::path(out) / "model.safetensors") == model);
 
   const CliResult nothing = run_cli(train_command(tmp.str("empty"), data, 1, "--resume"));
   INFO(nothing.output);
@@ -350,7 +276,7 @@ TEST_CASE("flexnn usage errors exit 2 and runtime errors exit 1, naming the prob
   const fs::path garbage = tmp.path() / "garbage.safetensors";
   std::string bytes;
   for (int i = 0; i < 4096; ++i) bytes.push_back(static_cast<char>(i * 131 + 7));
-  write_file(garbage, bytes);
+  flexnn::testing::write_binary(garbage, bytes);
   const std::string data = write_dataset(tmp.path() / "data", 300);
   expect(fmt::format("eval --checkpoint {} --data-dir {}", garbage.string(), data), 1, {"error:", garbage.string()});
   const std::string missing = tmp.str("no-such-data");
@@ -393,7 +319,7 @@ TEST_CASE("flexnn reproduce table2 reports against the paper and reuses finished
   INFO(first.output);
   REQUIRE(first.status == 0);
   CHECK_THAT(first.output, Contains("paper") && Contains("baseline") && Contains("standard threshold"));
-  CHECK_THAT(read_file(out / "table2.svg"), Catch::StartsWith("<svg"));
+  CHECK_THAT(flexnn::testing::read_text(out / "table2.svg"), Catch::StartsWith("<svg"));
   const Json report = read_json(out / "table2.json");
   const Json& rows = report.at("rows");
   REQUIRE(rows.size() == 2);
