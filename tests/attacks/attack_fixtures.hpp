@@ -1,10 +1,13 @@
-// Tiny models with known answers for the attack tests: a linear classifier and its analytic L∞
-// worst case (and a random problem built on them), a small nonlinear net, a model with a random-mask flexible layer, data sets built
-// from tensors, and margins computed directly from a model's logits.
+// Tiny models with known answers for the attack tests: a linear classifier, its analytic L∞ worst
+// case, a random problem built on them and the check that an attack reaches that worst case, a
+// small nonlinear net, a model with a random-mask flexible layer, data sets built from tensors, and
+// margins computed directly from a model's logits.
 #pragma once
 
 #include "datasets/image_dataset.hpp"
 #include "engine/flexnn.hpp"
+
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -80,6 +83,11 @@ LinearProblem linear_problem(int64_t classes, int64_t n, int64_t side, float eps
   return p;
 }
 
+// The same on images uniform in [0, 1).
+inline LinearProblem linear_problem(int64_t classes, int64_t n, int64_t side, float eps, Generator& gen) {
+  return linear_problem(classes, n, side, eps, gen, [](const Shape& shape, Generator& g) { return Tensor::rand(shape, g); });
+}
+
 // conv C→3 (3×3) → ReLU → linear to `classes`: nonlinear, with input gradients almost everywhere.
 class SmallNet : public nn::Module {
  public:
@@ -138,6 +146,35 @@ inline std::vector<double> margins(nn::Module& model, const Tensor& x, const std
     out.push_back(double(z[i * k + labels[i]]) - rival);
   }
   return out;
+}
+
+// Checks an attack's examples `adv` of a linear problem: in the ε-ball and [0, 1]; no margin below
+// the analytic worst (a check of the fixture); with two classes, the optimum reached on every example
+// the attack cannot break; and most (two classes: all) of the clearly breakable examples (worst
+// margin < −0.05) broken, that is with a margin below 0, or at most 0 when `zero_breaks`.
+inline void check_linear_worst_case(const LinearProblem& p, const Tensor& adv, float eps, bool zero_breaks) {
+  const std::vector<float> av = adv.to_vector();
+  for (size_t k = 0; k < av.size(); ++k) {
+    REQUIRE(av[k] >= 0.0f);
+    REQUIRE(av[k] <= 1.0f);
+    REQUIRE(std::abs(av[k] - p.xv[k]) <= eps + 1e-7f);
+  }
+  const std::vector<double> reached = margins(*p.model, adv, p.y);
+  const bool two_classes = p.b.size() == 2;
+  int breakable = 0, broken = 0, robust = 0;
+  for (size_t i = 0; i < p.y.size(); ++i) {
+    const double worst = p.worst[i];
+    CAPTURE(i, worst, reached[i]);
+    CHECK(reached[i] >= worst - 1e-5);
+    if (worst < -0.05) ++breakable, broken += zero_breaks ? reached[i] <= 0 : reached[i] < 0;
+    if (worst > 0) {
+      ++robust;
+      if (two_classes) CHECK(reached[i] == Approx(worst).margin(1e-5));
+    }
+  }
+  REQUIRE(breakable > 5);
+  REQUIRE(robust > 5);
+  CHECK(broken >= (two_classes ? breakable : breakable * 9 / 10));
 }
 
 }  // namespace flexnn::testing
